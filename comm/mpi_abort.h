@@ -8,10 +8,9 @@
 #include <functional>
 #include <string>
 
-namespace dpep::comm {
+#include "comm/control_plane.h"
 
-// Exit code passed to MPI_Abort (mpirun usually exits with it).
-inline constexpr int kAbortExitCode = 3;
+namespace dpep::comm {
 
 // Safe from any thread, before or after MPI_Init (then it just prints and _exit()s).
 [[noreturn]] void abort_job(const std::string& why);

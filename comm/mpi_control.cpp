@@ -55,18 +55,18 @@ int checked_int(size_t n, const char* what) {
 
 }  // namespace
 
-ControlPlane::ControlPlane(MPI_Comm comm, int root, Watchdog* watchdog)
+MpiControlPlane::MpiControlPlane(MPI_Comm comm, int root, Watchdog* watchdog)
     : root_(root), watchdog_(watchdog) {
   MPI_Comm_dup(comm, &comm_);
   MPI_Comm_rank(comm_, &rank_);
   MPI_Comm_size(comm_, &size_);
-  if (root_ < 0 || root_ >= size_) throw std::invalid_argument("ControlPlane: root out of range");
+  if (root_ < 0 || root_ >= size_) throw std::invalid_argument("MpiControlPlane: root out of range");
   MPI_Type_contiguous(kFields, MPI_INT64_T, &step_type_);
   MPI_Type_commit(&step_type_);
   MPI_Op_create(&reduce_step, /*commute=*/1, &step_op_);
 }
 
-ControlPlane::~ControlPlane() {
+MpiControlPlane::~MpiControlPlane() {
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (finalized) return;
@@ -75,7 +75,7 @@ ControlPlane::~ControlPlane() {
   MPI_Comm_free(&comm_);
 }
 
-StepGlobal ControlPlane::agree(const StepLocal& mine) {
+StepGlobal MpiControlPlane::agree(const StepLocal& mine) {
   int64_t rec[kFields];
   rec[kStepMin] = rec[kStepMax] = mine.step;
   rec[kTokensSum] = rec[kTokensMax] = mine.num_tokens;
@@ -106,7 +106,7 @@ StepGlobal ControlPlane::agree(const StepLocal& mine) {
   return g;
 }
 
-Blob ControlPlane::scatter_blobs(const std::vector<Blob>& per_rank) {
+Blob MpiControlPlane::scatter_blobs(const std::vector<Blob>& per_rank) {
   Watchdog::Scope guard(watchdog_, "blob scatterv");
   std::vector<int> sizes, displs;
   if (is_root()) {
@@ -133,7 +133,7 @@ Blob ControlPlane::scatter_blobs(const std::vector<Blob>& per_rank) {
   return mine;
 }
 
-std::vector<Blob> ControlPlane::gather_blobs(std::span<const uint8_t> mine) {
+std::vector<Blob> MpiControlPlane::gather_blobs(std::span<const uint8_t> mine) {
   Watchdog::Scope guard(watchdog_, "blob gatherv");
   const int my_size = checked_int(mine.size(), "gather_blobs");
   std::vector<int> sizes(is_root() ? size_ : 0), displs(is_root() ? size_ : 0);
@@ -154,7 +154,7 @@ std::vector<Blob> ControlPlane::gather_blobs(std::span<const uint8_t> mine) {
   return out;
 }
 
-Blob ControlPlane::broadcast_blob(const Blob& blob) {
+Blob MpiControlPlane::broadcast_blob(const Blob& blob) {
   Watchdog::Scope guard(watchdog_, "blob bcast");
   int n = is_root() ? checked_int(blob.size(), "broadcast_blob") : 0;
   MPI_Bcast(&n, 1, MPI_INT, root_, comm_);
@@ -163,7 +163,7 @@ Blob ControlPlane::broadcast_blob(const Blob& blob) {
   return out;
 }
 
-IdleStats ControlPlane::idle_wait(const std::function<bool()>& root_ready) {
+IdleStats MpiControlPlane::idle_wait(const std::function<bool()>& root_ready) {
   using clock = std::chrono::steady_clock;
   constexpr auto kFirstSleep = std::chrono::milliseconds(1);
   constexpr auto kMaxSleep = std::chrono::milliseconds(20);
@@ -190,4 +190,8 @@ IdleStats ControlPlane::idle_wait(const std::function<bool()>& root_ready) {
   return stats;
 }
 
+}  // namespace dpep::comm
+
+namespace dpep::comm {
+void MpiControlPlane::abort_job(const std::string& why) { comm::abort_job(why); }
 }  // namespace dpep::comm

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <limits>
 
-#include "launch/bench_client.h"
+#include "launch/serve/bench_client.h"
 #include "launch/command.h"
 #include "launch/dataset_random.h"
 #include "launch/run_options.h"

@@ -5,7 +5,7 @@
 
 #include "launch/command.h"
 #include "launch/run_options.h"
-#include "model/converter.h"
+#include "model/io/converter.h"
 
 namespace po = boost::program_options;
 

@@ -6,8 +6,8 @@
 #include "launch/command.h"
 #include "launch/run_options.h"
 #include "model/config.h"
-#include "model/hf_export.h"
-#include "model/random_init.h"
+#include "model/io/hf_export.h"
+#include "model/io/random_init.h"
 
 namespace po = boost::program_options;
 

@@ -8,7 +8,7 @@
 #include <map>
 #include <set>
 
-#include "launch/bench_report.h"
+#include "launch/serve/bench_report.h"
 #include "launch/command.h"
 #include "launch/dataset_random.h"
 #include "launch/progress.h"

@@ -13,9 +13,9 @@
 
 #include "launch/command.h"
 #include "launch/rank_setup.h"
-#include "launch/serve_http.h"
-#include "launch/serve_metrics.h"
-#include "launch/serve_source.h"
+#include "launch/serve/serve_http.h"
+#include "launch/serve/serve_metrics.h"
+#include "launch/serve/serve_source.h"
 #include "runtime/tokenizer/preset_tokenizer.h"
 
 namespace po = boost::program_options;

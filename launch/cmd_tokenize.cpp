@@ -13,7 +13,7 @@
 
 #include "launch/command.h"
 #include "launch/run_options.h"
-#include "model/weights_file.h"
+#include "model/io/weights_file.h"
 #include "runtime/tokenizer/chat_template.h"
 #include "runtime/tokenizer/tokenizer.h"
 

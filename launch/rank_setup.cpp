@@ -7,8 +7,8 @@
 #include <chrono>
 
 #include "comm/mpi_exchange.h"
-#include "model/random_init.h"
-#include "model/weights_file.h"
+#include "model/io/random_init.h"
+#include "model/io/weights_file.h"
 #include "runtime/tokenizer/preset_tokenizer.h"
 
 #include <unistd.h>
@@ -51,7 +51,7 @@ void agree_or_throw(comm::ControlPlane& cp, const std::function<void()>& body,
 RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const RunArgs& rargs) {
   RankRuntime rt;
   rt.mpi = std::make_unique<comm::MpiContext>(argc, argv);
-  rt.cp = std::make_unique<comm::ControlPlane>(MPI_COMM_WORLD);
+  rt.cp = std::make_unique<comm::MpiControlPlane>(MPI_COMM_WORLD);
   const auto& info = rt.mpi->info();
   rt.id = RankIdentity{info.rank, info.size, info.local_rank, info.local_size, 1, info.host};
   agree_or_throw(

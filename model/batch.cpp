@@ -1,6 +1,6 @@
 #include "model/batch.h"
 
-#include "model/dtypes.h"
+#include "model/ops/dtypes.h"
 
 namespace dpep {
 

@@ -6,7 +6,7 @@
 #include <memory>
 #include <vector>
 
-#include "model/bf16_matmul.h"
+#include "model/ops/bf16_matmul.h"
 
 namespace dpep {
 

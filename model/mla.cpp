@@ -7,9 +7,9 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "model/attention_kernel.h"
-#include "model/dtypes.h"
-#include "model/ops.h"
+#include "model/ops/attention_kernel.h"
+#include "model/ops/dtypes.h"
+#include "model/ops/ops.h"
 
 namespace dpep {
 namespace {

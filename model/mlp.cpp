@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "model/ops.h"
+#include "model/ops/ops.h"
 
 namespace dpep {
 

@@ -6,9 +6,9 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "model/attention_kernel.h"
-#include "model/ops.h"
-#include "model/weights_file.h"
+#include "model/ops/attention_kernel.h"
+#include "model/ops/ops.h"
+#include "model/io/weights_file.h"
 
 namespace dpep {
 namespace {

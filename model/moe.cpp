@@ -3,7 +3,7 @@
 #include <chrono>
 #include <cstring>
 
-#include "model/ops.h"
+#include "model/ops/ops.h"
 
 namespace dpep {
 namespace {

@@ -7,8 +7,8 @@
 #include <chrono>
 #include <map>
 
-#include "model/weights_file.h"
-#include "model/weights_schema.h"
+#include "model/io/weights_file.h"
+#include "model/io/weights_schema.h"
 
 using namespace dpep;
 

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <random>
 
-#include "comm/mpi_abort.h"
 #include "runtime/wire.h"
 
 namespace dpep {
@@ -23,14 +22,6 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 }  // namespace
-
-BalanceStrategy balance_strategy_from_name(const std::string& s) {
-  if (s == "round_robin") return BalanceStrategy::RoundRobin;
-  if (s == "least_tokens") return BalanceStrategy::LeastTokens;
-  if (s == "min_expected_latency") return BalanceStrategy::MinExpectedLatency;
-  throw std::invalid_argument(
-      fmt::format("unknown --strategy '{}' (round_robin, least_tokens, min_expected_latency)", s));
-}
 
 DpLoop::DpLoop(comm::ControlPlane& cp, Engine& engine, std::shared_ptr<spdlog::logger> log,
                DpLoopOptions opt)
@@ -106,7 +97,7 @@ void DpLoop::run(RequestSource* source) {
   } catch (const std::exception& e) {
     log_->error("{}", e.what());
     log_->flush();
-    comm::abort_job(e.what());
+    cp_.abort_job(e.what());
   }
 }
 

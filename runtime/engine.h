@@ -8,6 +8,7 @@
 #include "comm/expert_exchange.h"
 #include "model/model.h"
 #include "runtime/kv_cache.h"
+#include "runtime/request_source.h"
 #include "runtime/scheduler.h"
 
 namespace dpep {
@@ -18,16 +19,6 @@ struct EngineConfig {
   int page_size = 64;
   long long kv_cache_tokens = 0;       // > 0: cache size in tokens
   double cache_max_entry_count = 0.5;  // else: this fraction of free memory
-};
-
-// What one request got in one step.
-struct RequestEvent {
-  int64_t id = 0;
-  std::vector<int> new_tokens;
-  std::vector<TokenLogprobs> new_logprobs;
-  FinishReason finish = FinishReason::None;
-  std::string error;
-  int num_prompt = 0;
 };
 
 struct StepReport {

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "model/ops.h"
+#include "model/ops/ops.h"
 
 namespace dpep {
 namespace {

@@ -46,7 +46,7 @@ int run(int argc, char** argv, MpiContext& ctx) {
   const std::string mode = argc > 1 ? argv[1] : "ok";
   const int bad = argc > 2 ? std::atoi(argv[2]) : -1;
   Watchdog wd(std::chrono::milliseconds(mode == "hang" ? 1500 : 0));
-  ControlPlane cp(ctx.world(), 0, &wd);
+  MpiControlPlane cp(ctx.world(), 0, &wd);
   MpiExchange ex(ctx.world(), {.watchdog = &wd});
   for (int step = 0; step < 5; ++step) {
     wd.set_step(step);

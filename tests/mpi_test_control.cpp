@@ -43,7 +43,7 @@ TEST(MpiContext, RankHostAndThreads) {
 }
 
 TEST(ControlPlane, StepAgreementSumsMaximaAndErrors) {
-  ControlPlane cp(MPI_COMM_WORLD);
+  MpiControlPlane cp(MPI_COMM_WORLD);
   const int r = cp.rank(), R = cp.size();
   StepLocal mine{.step = 5,
                  .num_tokens = r + 1,
@@ -75,14 +75,14 @@ TEST(ControlPlane, StepAgreementSumsMaximaAndErrors) {
 }
 
 TEST(ControlPlane, LockStepLossThrowsOnAllRanks) {
-  ControlPlane cp(MPI_COMM_WORLD);
+  MpiControlPlane cp(MPI_COMM_WORLD);
   if (cp.size() == 1) GTEST_SKIP() << "needs two ranks";
   EXPECT_THROW(cp.agree(StepLocal{.step = cp.rank() == 0 ? 1 : 2}), std::logic_error);
   EXPECT_NO_THROW(cp.agree(StepLocal{.step = 3}));
 }
 
 TEST(ControlPlane, BlobScatterGatherBroadcastRoundTrip) {
-  ControlPlane cp(MPI_COMM_WORLD);
+  MpiControlPlane cp(MPI_COMM_WORLD);
   const int R = cp.size();
   for (int round = 0; round < 3; ++round) {
     std::vector<Blob> work;
@@ -120,7 +120,7 @@ TEST(ControlPlane, BlobScatterGatherBroadcastRoundTrip) {
 // All ranks idle: followers sleep (little CPU) until root says go ~150 ms later, and wake
 // promptly (well under a second).
 TEST(ControlPlane, IdleWaitSleepsAndWakesPromptly) {
-  ControlPlane cp(MPI_COMM_WORLD);
+  MpiControlPlane cp(MPI_COMM_WORLD);
   MPI_Barrier(MPI_COMM_WORLD);
   const auto t0 = Clock::now();
   const double cpu0 = cpu_seconds();
@@ -147,7 +147,7 @@ TEST(ControlPlane, IdleWaitSleepsAndWakesPromptly) {
 // A watchdog scope that ends in time never fires; a disabled watchdog starts no thread.
 TEST(Watchdog, QuietWhenCollectivesFinishInTime) {
   Watchdog wd(std::chrono::milliseconds(400));
-  ControlPlane cp(MPI_COMM_WORLD, 0, &wd);
+  MpiControlPlane cp(MPI_COMM_WORLD, 0, &wd);
   for (int step = 0; step < 5; ++step) {
     wd.set_step(step);
     cp.agree(StepLocal{.step = step});

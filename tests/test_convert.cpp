@@ -9,12 +9,12 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "model/converter.h"
-#include "model/dtypes.h"
-#include "model/hf_checkpoint.h"
-#include "model/safetensors_writer.h"
-#include "model/weights_file.h"
-#include "model/weights_schema.h"
+#include "model/io/converter.h"
+#include "model/ops/dtypes.h"
+#include "model/io/hf_checkpoint.h"
+#include "model/io/safetensors_writer.h"
+#include "model/io/weights_file.h"
+#include "model/io/weights_schema.h"
 
 namespace fs = std::filesystem;
 using namespace dpep;

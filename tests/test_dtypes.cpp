@@ -6,9 +6,9 @@
 #include <cstring>
 #include <random>
 
-#include "model/dtypes.h"
-#include "model/fp8_block.h"
-#include "model/tensor_convert.h"
+#include "model/ops/dtypes.h"
+#include "model/io/fp8_block.h"
+#include "model/io/tensor_convert.h"
 
 using namespace dpep;
 

@@ -7,9 +7,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "model/converter.h"
-#include "model/ops.h"
-#include "model/weights_file.h"
+#include "model/io/converter.h"
+#include "model/ops/ops.h"
+#include "model/io/weights_file.h"
 #include "model_test_util.h"
 #include "runtime/engine.h"
 

@@ -6,12 +6,12 @@
 #include <filesystem>
 #include <numeric>
 
-#include "model/converter.h"
-#include "model/fp8_block.h"
-#include "model/hf_export.h"
-#include "model/random_init.h"
-#include "model/weights_file.h"
-#include "model/weights_schema.h"
+#include "model/io/converter.h"
+#include "model/io/fp8_block.h"
+#include "model/io/hf_export.h"
+#include "model/io/random_init.h"
+#include "model/io/weights_file.h"
+#include "model/io/weights_schema.h"
 
 namespace fs = std::filesystem;
 using namespace dpep;

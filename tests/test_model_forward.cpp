@@ -134,7 +134,7 @@ TEST(Forward, TokenOutsideVocabularyIsAnError) {
   }, std::out_of_range);
 }
 
-#include "model/attention_kernel.h"
+#include "model/ops/attention_kernel.h"
 
 // The bf16 latent cache (bf16 matmul mode) against the float32 cache: same logits to bf16
 // precision, for a prefill (GEMM path) and for decode rows (the AVX512-BF16 kernel), with odd

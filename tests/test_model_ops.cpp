@@ -4,8 +4,8 @@
 
 #include <cmath>
 
-#include "model/attention_kernel.h"
-#include "model/ops.h"
+#include "model/ops/attention_kernel.h"
+#include "model/ops/ops.h"
 #include "model/rope.h"
 #include "model/router.h"
 

@@ -7,9 +7,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "model/hf_checkpoint.h"
-#include "model/safetensors.h"
-#include "model/safetensors_writer.h"
+#include "model/io/hf_checkpoint.h"
+#include "model/io/safetensors.h"
+#include "model/io/safetensors_writer.h"
 
 namespace fs = std::filesystem;
 using namespace dpep;

@@ -1,8 +1,8 @@
 // Request parsing and validation of dpep serve's endpoints, and the OpenAI error shape.
 #include <gtest/gtest.h>
 
-#include "launch/serve_api.h"
-#include "launch/serve_response.h"
+#include "launch/serve/serve_api.h"
+#include "launch/serve/serve_response.h"
 #include "runtime/tokenizer/preset_tokenizer.h"
 
 using namespace dpep;

@@ -2,7 +2,7 @@
 // tests/fuzz/corpus/http_request/regress_*).
 #include <gtest/gtest.h>
 
-#include "launch/serve_api.h"
+#include "launch/serve/serve_api.h"
 
 using dpep::ApiError;
 using dpep::parse_json_body;

@@ -4,11 +4,11 @@
 
 #include <thread>
 
-#include "launch/bench_client.h"
-#include "launch/serve_errors.h"
-#include "launch/serve_metrics.h"
-#include "launch/serve_session.h"
-#include "launch/serve_source.h"
+#include "launch/serve/bench_client.h"
+#include "launch/serve/serve_errors.h"
+#include "launch/serve/serve_metrics.h"
+#include "launch/serve/serve_session.h"
+#include "launch/serve/serve_source.h"
 
 using namespace dpep;
 using namespace std::chrono_literals;

@@ -9,8 +9,8 @@
 #include <fstream>
 #include <random>
 
-#include "model/dtypes.h"
-#include "model/weights_file.h"
+#include "model/ops/dtypes.h"
+#include "model/io/weights_file.h"
 
 namespace fs = std::filesystem;
 using dpep::DType;

@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-#include "launch/serve_api.h"
+#include "launch/serve/serve_api.h"
 #include "runtime/tokenizer/preset_tokenizer.h"
 
 namespace {

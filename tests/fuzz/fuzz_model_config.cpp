@@ -17,8 +17,8 @@
 #include <string>
 
 #include "model/config.h"
-#include "model/h5_util.h"
-#include "model/weights_config_attrs.h"
+#include "model/io/h5_util.h"
+#include "model/io/weights_config_attrs.h"
 
 namespace {
 

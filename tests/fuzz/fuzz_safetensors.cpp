@@ -10,7 +10,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "model/safetensors.h"
+#include "model/io/safetensors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const int fd = memfd_create("fuzz.safetensors", 0);

@@ -1,0 +1,313 @@
+#include "launch/serve/serve_api.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace dpep {
+
+using nlohmann::json;
+
+std::string ApiError::type() const {
+  switch (status_) {
+    case 400:
+      return "invalid_request_error";
+    case 401:
+      return "authentication_error";
+    case 404:
+      return "not_found_error";
+    case 429:
+      return "rate_limit_error";
+    case 501:
+      return "not_implemented_error";
+    case 503:
+      return "service_unavailable_error";
+    default:
+      return status_ >= 500 ? "internal_error" : "invalid_request_error";
+  }
+}
+
+json ApiError::body() const {
+  json e;
+  e["message"] = what();
+  e["type"] = type();
+  e["param"] = param_.empty() ? json(nullptr) : json(param_);
+  e["code"] = status_;
+  return json{{"error", e}};
+}
+
+namespace {
+
+// The value of a present, non-null field, else nullptr.
+const json* field(const json& j, const std::string& name) {
+  auto it = j.find(name);
+  if (it == j.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+double get_number(const json& j, const std::string& name, double def) {
+  const json* v = field(j, name);
+  if (!v) return def;
+  if (!v->is_number()) throw bad_request(fmt::format("'{}' must be a number", name), name);
+  const double x = v->get<double>();
+  if (!std::isfinite(x)) throw bad_request(fmt::format("'{}' must be finite", name), name);
+  return x;
+}
+
+int64_t get_int(const json& j, const std::string& name, int64_t def) {
+  const json* v = field(j, name);
+  if (!v) return def;
+  if (v->is_number_integer()) return v->get<int64_t>();
+  if (v->is_number_float()) {
+    const double x = v->get<double>();
+    if (std::isfinite(x) && x == std::floor(x) && std::fabs(x) < 9e15) return static_cast<int64_t>(x);
+  }
+  throw bad_request(fmt::format("'{}' must be an integer", name), name);
+}
+
+bool get_bool(const json& j, const std::string& name, bool def) {
+  const json* v = field(j, name);
+  if (!v) return def;
+  if (!v->is_boolean()) throw bad_request(fmt::format("'{}' must be true or false", name), name);
+  return v->get<bool>();
+}
+
+std::vector<int> get_token_ids(const json& v, const std::string& name) {
+  if (!v.is_array()) throw bad_request(fmt::format("'{}' must be a list of token ids", name), name);
+  std::vector<int> ids;
+  ids.reserve(v.size());
+  for (const auto& x : v) {
+    if (!x.is_number_integer() || x.get<int64_t>() < INT32_MIN || x.get<int64_t>() > INT32_MAX)
+      throw bad_request(fmt::format("'{}' must be a list of integer token ids", name), name);
+    ids.push_back(x.get<int>());
+  }
+  return ids;
+}
+
+std::vector<std::string> get_stop_strings(const json& j) {
+  const json* v = field(j, "stop");
+  std::vector<std::string> out;
+  if (!v) return out;
+  if (v->is_string()) {
+    out.push_back(v->get<std::string>());
+  } else if (v->is_array()) {
+    for (const auto& s : *v) {
+      if (!s.is_string()) throw bad_request("'stop' must be a string or a list of strings", "stop");
+      out.push_back(s.get<std::string>());
+    }
+  } else {
+    throw bad_request("'stop' must be a string or a list of strings", "stop");
+  }
+  std::erase(out, std::string());
+  return out;
+}
+
+std::vector<int> encode_text(const std::string& text, const ServeLimits& lim, bool add_special,
+                             const std::string& param) {
+  if (!lim.tokenizer)
+    throw bad_request(
+        "text prompts need a tokenizer: this model file has none (send token ids, or start "
+        "dpep serve with --tokenizer)",
+        param);
+  return lim.tokenizer->encode(text, add_special);
+}
+
+void check_model(const json& j, const ServeLimits& lim, ApiRequest& a) {
+  a.model = lim.served_model_name;
+  const json* m = field(j, "model");
+  if (!m) return;
+  if (!m->is_string()) throw bad_request("'model' must be a string", "model");
+  if (m->get<std::string>() != lim.served_model_name && !m->get<std::string>().empty())
+    throw ApiError(404,
+                   fmt::format("The model '{}' does not exist (this server serves '{}')",
+                               m->get<std::string>(), lim.served_model_name),
+                   "model");
+}
+
+// The sampling fields every endpoint shares (OpenAI names; /generate's sampling_params too).
+void read_sampling(const json& j, ApiRequest& a, const ServeLimits& lim) {
+  SamplingParams& s = a.request.sampling;
+  s.temperature = static_cast<float>(get_number(j, "temperature", 1.0));
+  if (s.temperature < 0) throw bad_request("'temperature' must be >= 0", "temperature");
+  s.top_p = static_cast<float>(get_number(j, "top_p", 1.0));
+  if (!(s.top_p > 0 && s.top_p <= 1)) throw bad_request("'top_p' must be in (0, 1]", "top_p");
+  const int64_t top_k = get_int(j, "top_k", 0);
+  if (top_k < -1 || top_k > lim.vocab_size)
+    throw bad_request(fmt::format("'top_k' must be -1, 0 (off) or in [1, {}]", lim.vocab_size), "top_k");
+  s.top_k = top_k < 0 ? 0 : static_cast<int>(top_k);
+  s.min_p = static_cast<float>(get_number(j, "min_p", 0.0));
+  if (s.min_p < 0 || s.min_p > 1) throw bad_request("'min_p' must be in [0, 1]", "min_p");
+  s.seed = get_int(j, "seed", -1);
+  if (field(j, "seed") && s.seed < 0) throw bad_request("'seed' must be >= 0", "seed");
+  s.ignore_eos = get_bool(j, "ignore_eos", false);
+  if (const json* v = field(j, "stop_token_ids")) {
+    s.stop_token_ids = get_token_ids(*v, "stop_token_ids");
+    for (int t : s.stop_token_ids)
+      if (t < 0 || t >= lim.vocab_size)
+        throw bad_request(
+            fmt::format("stop token id {} is outside the vocabulary [0, {})", t, lim.vocab_size),
+            "stop_token_ids");
+  }
+  a.stop = get_stop_strings(j);
+  if (!a.stop.empty() && !lim.tokenizer)
+    throw bad_request("'stop' strings need a tokenizer: this model file has none (use stop_token_ids)",
+                      "stop");
+  for (const char* name : {"repetition_penalty"})
+    if (get_number(j, name, 1.0) != 1.0) throw bad_request(fmt::format("'{}' is not supported", name), name);
+  for (const char* name : {"presence_penalty", "frequency_penalty"})
+    if (get_number(j, name, 0.0) != 0.0) throw bad_request(fmt::format("'{}' is not supported", name), name);
+  if (get_int(j, "n", 1) != 1) throw bad_request("only n = 1 is supported", "n");
+  if (get_int(j, "best_of", 1) != 1) throw bad_request("only best_of = 1 is supported", "best_of");
+  a.skip_special_tokens = get_bool(j, "skip_special_tokens", true);
+}
+
+void read_stream(const json& j, ApiRequest& a) {
+  a.stream = get_bool(j, "stream", false);
+  if (const json* so = field(j, "stream_options")) {
+    if (!so->is_object()) throw bad_request("'stream_options' must be an object", "stream_options");
+    a.include_usage = get_bool(*so, "include_usage", false);
+  }
+}
+
+int max_tokens_field(const json& j, const std::string& name, int def) {
+  const int64_t m = get_int(j, name, def);
+  if (m < 1) throw bad_request(fmt::format("'{}' must be at least 1, got {}", name, m), name);
+  return static_cast<int>(std::min<int64_t>(m, INT32_MAX));
+}
+
+}  // namespace
+
+json parse_json_body(const std::string& body) {
+  json j;
+  try {
+    j = json::parse(body);
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
+    throw bad_request(fmt::format("the body is not valid JSON: {}", e.what()));
+  }
+  if (!j.is_object()) throw bad_request("the body must be a JSON object");
+  return j;
+}
+
+void check_prompt(const std::vector<int>& prompt, int max_tokens, const ServeLimits& lim,
+                  const std::string& param) {
+  if (prompt.empty()) throw bad_request("the prompt is empty", param);
+  for (int t : prompt)
+    if (t < 0 || t >= lim.vocab_size)
+      throw bad_request(fmt::format("token id {} is outside the vocabulary [0, {})", t, lim.vocab_size),
+                        param);
+  const int64_t need = static_cast<int64_t>(prompt.size()) + max_tokens;
+  if (lim.max_model_len > 0 && need > lim.max_model_len)
+    throw bad_request(
+        fmt::format("This model's maximum context length is {} tokens. However, you requested {} "
+                    "tokens ({} in the prompt, {} for the completion)",
+                    lim.max_model_len, need, prompt.size(), max_tokens),
+        param);
+  if (lim.kv_cache_tokens > 0 && need > lim.kv_cache_tokens)
+    throw bad_request(
+        fmt::format("the prompt ({} tokens) plus max_tokens ({}) can never fit in a rank's KV cache "
+                    "of {} tokens",
+                    prompt.size(), max_tokens, lim.kv_cache_tokens),
+        param);
+}
+
+ApiRequest parse_completion_request(const json& j, const ServeLimits& lim) {
+  ApiRequest a;
+  a.kind = ApiKind::Completion;
+  check_model(j, lim, a);
+  const json* p = field(j, "prompt");
+  if (!p) throw bad_request("'prompt' is required", "prompt");
+  // A batch of one prompt is accepted; larger batches are not.
+  if (p->is_array() && !p->empty() && ((*p)[0].is_array() || (*p)[0].is_string())) {
+    if (p->size() != 1)
+      throw bad_request(
+          fmt::format("batched prompts ({} prompts) are not supported: send one request per prompt",
+                      p->size()),
+          "prompt");
+    p = &(*p)[0];
+  }
+  if (p->is_string())
+    a.request.prompt = encode_text(p->get<std::string>(), lim, true, "prompt");
+  else
+    a.request.prompt = get_token_ids(*p, "prompt");
+  read_sampling(j, a, lim);
+  read_stream(j, a);
+  SamplingParams& s = a.request.sampling;
+  s.max_tokens = max_tokens_field(j, "max_tokens", 16);
+  a.echo = get_bool(j, "echo", false);
+  if (const json* lp = field(j, "logprobs")) {
+    if (lp->is_boolean())
+      throw bad_request("'logprobs' must be an integer (top logprobs per token)", "logprobs");
+    const int64_t k = get_int(j, "logprobs", 0);
+    if (k < 0 || k > 20) throw bad_request("'logprobs' must be in [0, 20]", "logprobs");
+    a.completion_logprobs = static_cast<int>(k);
+    s.logprobs = true;
+    s.top_logprobs = static_cast<int>(k);
+  }
+  if (a.echo && a.completion_logprobs >= 0)
+    throw bad_request("'echo' together with 'logprobs' is not supported", "echo");
+  check_prompt(a.request.prompt, s.max_tokens, lim, "prompt");
+  return a;
+}
+
+ApiRequest parse_chat_request(const json& j, const ServeLimits& lim) {
+  if (!lim.tokenizer || !lim.chat_template)
+    throw ApiError(501, lim.tokenizer
+                            ? "chat completions need a chat template: this model's tokenizer has none"
+                            : "chat completions need a tokenizer: this model file has none (start dpep "
+                              "serve with --tokenizer)");
+  ApiRequest a;
+  a.kind = ApiKind::Chat;
+  check_model(j, lim, a);
+  const json* m = field(j, "messages");
+  if (!m || !m->is_array() || m->empty())
+    throw bad_request("'messages' must be a non-empty list of {role, content}", "messages");
+  std::string text;
+  try {
+    auto msgs = text::parse_chat_messages(*m);
+    text = lim.chat_template->render(msgs, get_bool(j, "add_generation_prompt", true));
+  } catch (const ApiError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw bad_request(e.what(), "messages");
+  }
+  a.request.prompt = lim.tokenizer->encode(text, false);  // the template writes its own BOS
+  read_sampling(j, a, lim);
+  read_stream(j, a);
+  SamplingParams& s = a.request.sampling;
+  const int room = std::max(1, lim.max_model_len - static_cast<int>(a.request.prompt.size()));
+  s.max_tokens = field(j, "max_completion_tokens") ? max_tokens_field(j, "max_completion_tokens", room)
+                                                   : max_tokens_field(j, "max_tokens", room);
+  a.chat_logprobs = get_bool(j, "logprobs", false);
+  const int64_t k = get_int(j, "top_logprobs", 0);
+  if (k < 0 || k > 20) throw bad_request("'top_logprobs' must be in [0, 20]", "top_logprobs");
+  if (k > 0 && !a.chat_logprobs) throw bad_request("'top_logprobs' needs 'logprobs': true", "top_logprobs");
+  s.logprobs = a.chat_logprobs;
+  s.top_logprobs = static_cast<int>(k);
+  check_prompt(a.request.prompt, s.max_tokens, lim, "messages");
+  return a;
+}
+
+ApiRequest parse_generate_request(const json& j, const ServeLimits& lim) {
+  ApiRequest a;
+  a.kind = ApiKind::Generate;
+  a.model = lim.served_model_name;
+  if (const json* ids = field(j, "input_ids")) {
+    a.request.prompt = get_token_ids(*ids, "input_ids");
+  } else if (const json* t = field(j, "text")) {
+    if (!t->is_string()) throw bad_request("'text' must be a string", "text");
+    a.request.prompt = encode_text(t->get<std::string>(), lim, true, "text");
+  } else {
+    throw bad_request("'input_ids' or 'text' is required", "input_ids");
+  }
+  static const json kEmpty = json::object();
+  const json* sp = field(j, "sampling_params");
+  if (sp && !sp->is_object()) throw bad_request("'sampling_params' must be an object", "sampling_params");
+  const json& s_json = sp ? *sp : kEmpty;
+  read_sampling(s_json, a, lim);
+  a.request.sampling.max_tokens = max_tokens_field(s_json, "max_new_tokens", 128);
+  a.stream = get_bool(j, "stream", false);
+  check_prompt(a.request.prompt, a.request.sampling.max_tokens, lim, "input_ids");
+  return a;
+}
+
+}  // namespace dpep
