@@ -70,7 +70,7 @@ ModelWeights load_model_weights(const WeightsReader& f, const ExpertShard& shard
       L.moe.gate = f.read_f32(p + "moe/gate", {E, H});
       if (f.has(p + "moe/e_score_correction_bias"))
         L.moe.bias = f.read_f32(p + "moe/e_score_correction_bias", {E});
-      else if (c.topk_method == "noaux_tc")
+      else if (c.topk_method == TopkMethod::NoauxTc)
         throw std::runtime_error(fmt::format("{}: dataset '{}' is missing (noaux_tc needs it)",
                                              f.path(), p + "moe/e_score_correction_bias"));
       // Only this rank's experts are read (hyperslab of the stacked [E, ...] datasets).

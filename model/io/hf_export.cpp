@@ -83,11 +83,11 @@ std::string hf_config_json(const ModelConfig& c, DType dtype) {
   j["topk_group"] = c.topk_group;
   j["routed_scaling_factor"] = c.routed_scaling_factor;
   j["norm_topk_prob"] = c.norm_topk_prob;
-  j["scoring_func"] = c.scoring_func;
-  j["topk_method"] = c.topk_method;
+  j["scoring_func"] = to_string(c.scoring_func);
+  j["topk_method"] = to_string(c.topk_method);
   j["rms_norm_eps"] = c.rms_norm_eps;
   j["rope_theta"] = c.rope_theta;
-  if (c.rope_scaling.type == "yarn")
+  if (c.rope_scaling.type == RopeType::Yarn)
     j["rope_scaling"] = {
         {"type", "yarn"},
         {"factor", c.rope_scaling.factor},
