@@ -9,13 +9,10 @@
 #include "model/ops/attention_kernel.h"
 #include "model/ops/ops.h"
 #include "model/io/weights_file.h"
+#include "comm/clock.h"
 
 namespace dpep {
 namespace {
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 Linear read_linear(const WeightsReader& f, const std::string& name, int64_t out, int64_t in) {
   return Linear(f.read_f32(name, {out, in}), static_cast<int>(out), static_cast<int>(in));
@@ -156,11 +153,11 @@ void Model::forward(const ForwardBatch& batch, const KvCacheView& kv, comm::Expe
   std::vector<float> scratch;
   for (int l = 0; l < static_cast<int>(w_.layers.size()); ++l) {
     const LayerWeights& L = w_.layers[l];
-    double t0 = now_s();
+    double t0 = now_seconds();
     rmsnorm_rows_to(hidden.data(), normed.data(), T, H, L.input_layernorm.data(), eps);
     mla_forward(c, L.attn, rope_, l, normed.data(), batch, kv, delta.data());
     for (size_t i = 0; i < hidden.size(); ++i) hidden[i] += delta[i];
-    double t1 = now_s();
+    double t1 = now_seconds();
     rmsnorm_rows_to(hidden.data(), normed.data(), T, H, L.post_attention_layernorm.data(), eps);
     if (L.is_moe) {
       moe_forward(L.moe, moe_opt_, H, normed.data(), T, ex, delta.data(),
@@ -171,10 +168,10 @@ void Model::forward(const ForwardBatch& batch, const KvCacheView& kv, comm::Expe
     for (size_t i = 0; i < hidden.size(); ++i) hidden[i] += delta[i];
     if (stats) {
       stats->attention_s += t1 - t0;
-      if (!L.is_moe) stats->dense_mlp_s += now_s() - t1;
+      if (!L.is_moe) stats->dense_mlp_s += now_seconds() - t1;
     }
   }
-  double th = now_s();
+  double th = now_seconds();
   const int R = static_cast<int>(batch.logits_rows.size());
   std::vector<float> last(static_cast<size_t>(R) * H);
   for (int i = 0; i < R; ++i)
@@ -183,7 +180,7 @@ void Model::forward(const ForwardBatch& batch, const KvCacheView& kv, comm::Expe
   rmsnorm_rows(last.data(), R, H, w_.norm.data(), eps);
   logits.resize(static_cast<size_t>(R) * V);
   w_.lm_head.forward(last.data(), R, logits.data());
-  if (stats) stats->head_s += now_s() - th;
+  if (stats) stats->head_s += now_seconds() - th;
 }
 
 }  // namespace dpep

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "runtime/wire.h"
+#include "comm/clock.h"
 
 namespace dpep {
 namespace {
@@ -17,9 +18,6 @@ std::string join_ints(const std::vector<int64_t>& v) {
     s += std::to_string(v[i]);
   }
   return s + "]";
-}
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 }  // namespace
 
@@ -107,7 +105,7 @@ void DpLoop::run_impl(RequestSource* source) {
   int64_t step = 0;
   for (;; ++step) {
     // 1. Work from rank 0.
-    double tc0 = now_s();
+    double tc0 = now_seconds();
     comm::Blob mine = cp_.scatter_blobs(root ? assign(*source) : std::vector<comm::Blob>{});
     {
       wire::Reader rd(mine);
@@ -122,7 +120,7 @@ void DpLoop::run_impl(RequestSource* source) {
     local.num_seqs = engine_.num_running() + engine_.num_waiting();
     local.stop = root && source->exhausted() && owner_.empty() && !source->ready();
     comm::StepGlobal g = cp_.agree(local);
-    totals_.comm_s += now_s() - tc0;
+    totals_.comm_s += now_seconds() - tc0;
     totals_.steps++;
     if (g.any_error())
       throw std::runtime_error(fmt::format("rank {} reported an error", g.first_error_rank));
@@ -140,7 +138,7 @@ void DpLoop::run_impl(RequestSource* source) {
     totals_.forward_s += rep.forward_s;
     totals_.sample_s += rep.sample_s;
     // 4. Events and status back to rank 0.
-    double tg0 = now_s();
+    double tg0 = now_seconds();
     wire::Writer w;
     w.put<int32_t>(rep.running);
     w.put<int32_t>(rep.waiting);
@@ -151,7 +149,7 @@ void DpLoop::run_impl(RequestSource* source) {
     w.put<uint32_t>(static_cast<uint32_t>(rep.events.size()));
     for (const auto& e : rep.events) wire::put_event(w, e);
     auto all = cp_.gather_blobs(w.bytes());
-    totals_.comm_s += now_s() - tg0;
+    totals_.comm_s += now_seconds() - tg0;
     if (root) {
       for (int k = 0; k < cp_.size(); ++k) {
         wire::Reader rd(all[k]);

@@ -10,6 +10,7 @@
 
 #include "model/io/fp8_block.h"
 #include "model/io/safetensors_writer.h"
+#include "comm/clock.h"
 
 namespace dpep {
 namespace {
@@ -134,7 +135,7 @@ void write_random_hf_checkpoint(const ModelConfig& cfg, const InitOptions& opt,
   }
   nlohmann::ordered_json index;
   index["metadata"] = {{"total_size", total}};
-  const auto t0 = std::chrono::steady_clock::now();
+  const Stopwatch t0;
   for (size_t s = 0; s < shards.size(); ++s) {
     const std::string file =
         fmt::format("model-{:05d}-of-{:05d}.safetensors", s + 1, shards.size());
@@ -154,7 +155,7 @@ void write_random_hf_checkpoint(const ModelConfig& cfg, const InitOptions& opt,
     if (opt.progress)
       fmt::print(stderr, "wrote {} ({} tensors, {:.1f} MB) {:.1f} s\n", file, decls.size(),
                  fs::file_size(fs::path(dir) / file) / 1e6,
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+                 t0.seconds());
   }
   std::ofstream(fs::path(dir) / "model.safetensors.index.json") << index.dump(2);
 }
