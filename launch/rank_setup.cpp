@@ -115,7 +115,8 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
       "model {}: {} layers, hidden {}, {} routed experts ({} on this rank from {}), "
       "{:.1f} MB of weights on this rank, loaded in {:.2f} s",
       rt.model_path, c.num_hidden_layers, c.hidden_size, c.n_routed_experts,
-      c.n_routed_experts / info.size, c.n_routed_experts / info.size * info.rank,
+      rt.model->shard().placement(c.n_routed_experts).experts_per_rank(),
+      rt.model->shard().placement(c.n_routed_experts).first_local(info.rank),
       rt.model->weight_bytes() / 1e6, rt.load_s);
   rt.log->info(
       "KV cache: {} pages of {} tokens ({:.1f} MB)", rt.engine->blocks().num_pages(),
