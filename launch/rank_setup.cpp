@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "comm/mpi_exchange.h"
+#include "launch/openblas_core.h"
 #include "model/io/random_init.h"
 #include "model/io/weights_file.h"
 #include "runtime/tokenizer/preset_tokenizer.h"
@@ -63,6 +64,7 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
         omp_set_num_threads(rt.id.threads);
         openblas_set_num_threads(rt.id.threads);
         rt.log = open_rank_log(rargs.log_dir, rt.id, rargs.log_level);
+        rt.log->info("OpenBLAS core: {}", openblas_core_description());
       },
       "setup");
   if (info.size > 1)
