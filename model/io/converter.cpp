@@ -47,13 +47,17 @@ bool supported(StDType t) {
   return t == StDType::BF16 || t == StDType::F16 || t == StDType::F32 || t == StDType::F8_E4M3;
 }
 
-DType output_dtype(const TensorSpec& spec, StDType src, ConvertDType mode) {
+}  // namespace
+
+DType convert_output_dtype(const TensorSpec& spec, StDType src, ConvertDType mode) {
   if (mode == ConvertDType::BF16) return DType::BF16;
   if (mode == ConvertDType::F32) return DType::F32;
   if (src == StDType::BF16) return DType::BF16;
   if (src == StDType::F8_E4M3 && spec.fp8_allowed()) return DType::F8E4M3;
   return DType::F32;  // f32, f16 (exact in f32), fp8 outside linear weights
 }
+
+namespace {
 
 // Fused layout: mlp.experts.gate_up_proj [E, 2I, H] (gate rows first), mlp.experts.down_proj [E, H,
 // I].
@@ -151,7 +155,7 @@ std::vector<Job> plan(const HfCheckpoint& ck, const ModelConfig& cfg,
       for (int64_t e = 0; e < spec.shape[0]; ++e) job.pieces.push_back(resolve(ck, spec, e, used));
     else
       job.pieces.push_back(resolve(ck, spec, -1, used));
-    job.out = output_dtype(spec, job.pieces[0].dtype, mode);
+    job.out = convert_output_dtype(spec, job.pieces[0].dtype, mode);
     for (const auto& p : job.pieces)
       if (p.dtype != job.pieces[0].dtype)
         throw std::runtime_error(

@@ -6,6 +6,10 @@
 #include <cstdint>
 #include <string>
 
+#include "model/io/safetensors.h"
+#include "model/io/weights_schema.h"
+#include "model/ops/dtypes.h"
+
 namespace dpep {
 
 // keep: bf16 stays bf16, f32 stays f32, f16 becomes f32 (exact), fp8 with block scales stays
@@ -13,6 +17,8 @@ namespace dpep {
 // bf16: everything becomes bf16 (fp8 dequantised, then rounded). fp32: everything float32.
 enum class ConvertDType { Keep, BF16, F32 };
 ConvertDType convert_dtype_from_name(const std::string& s);  // keep | bf16 | fp32
+// The dtype a checkpoint tensor of dtype `src` gets in the dpep file (table in model-format.md).
+DType convert_output_dtype(const TensorSpec& spec, StDType src, ConvertDType mode);
 
 struct ConvertOptions {
   std::string hf_dir;
