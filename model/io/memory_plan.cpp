@@ -52,9 +52,11 @@ uint64_t activation_bytes_at(const ModelConfig& c, const PlanFlags& f, long long
     const uint64_t per_expert = std::min<uint64_t>(T * R, (2 * T * K * R + E - 1) / E);
     // Router logits; rows sent (each token goes to up to min(K, ranks) ranks); rows received
     // and expert outputs (T*K pairs per rank when balanced; twice that for imbalance); per
-    // thread one expert's input, output and gate/up intermediate; the shared expert.
+    // thread one expert's input, output and gate/up intermediate (all threads together at most
+    // the rank's pairs); the shared expert.
     moe = T * E + T * dest * H + 2 * (T * dest * H + T * K * H) +
-          static_cast<uint64_t>(std::max(1, f.threads)) * per_expert * (2 * H + 2 * I) +
+          std::min(static_cast<uint64_t>(std::max(1, f.threads)) * per_expert, 2 * T * K) *
+              (2 * H + 2 * I) +
           T * (H + 2 * Is);
   }
   const uint64_t head = B * (H + V);
