@@ -15,6 +15,18 @@ bool plan_kv_bf16(const ModelConfig& c, const std::string& matmul_dtype) {
          (c.kv_lora_rank + c.qk_rope_head_dim) % 2 == 0;
 }
 
+// The MTP layers a converted file keeps under mtp/ are not loaded (nor counted): say so.
+static void log_mtp_layers(const WeightsReader& file, spdlog::logger& log) {
+  const int64_t declared = file.config().num_nextn_predict_layers;
+  int64_t kept = 0;
+  while (kept < declared && file.has(fmt::format("mtp/{}/eh_proj", kept))) ++kept;
+  if (kept > 0)
+    log.info(
+        "the model file holds {} MTP (multi-token prediction) layer(s) under mtp/: not loaded "
+        "(kept for a later speculative decoder)",
+        kept);
+}
+
 MemoryPlan check_memory_plan(const comm::MpiContext& mpi, comm::ControlPlane& cp,
                              spdlog::logger& log, const std::string& model_path,
                              const ModelArgs& margs, const RunArgs& rargs, int threads) {
@@ -34,6 +46,7 @@ MemoryPlan check_memory_plan(const comm::MpiContext& mpi, comm::ControlPlane& cp
               "{} ranks do not divide the {} routed experts of {}: use -np that divides {}",
               info.size, cfg.n_routed_experts, model_path, cfg.n_routed_experts));
         tensors = plan_tensors_from_file(file);
+        log_mtp_layers(file, log);
         if (info.local_rank == 0) host = detect_host_memory();
         f.ranks = info.size;
         f.ranks_per_host = info.local_size;

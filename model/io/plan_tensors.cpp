@@ -64,39 +64,6 @@ std::vector<PlanTensor> plan_tensors_for_init(const ModelConfig& c, DType dtype)
   return out;
 }
 
-HfQuantization hf_quantization_from_config(const std::string& config_json) {
-  HfQuantization q;
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(config_json);
-  } catch (const std::exception& e) {
-    throw std::invalid_argument(fmt::format("config.json is not valid JSON: {}", e.what()));
-  }
-  if (!j.is_object() || !j.contains("quantization_config") || j["quantization_config"].is_null())
-    return q;
-  const auto& qc = j["quantization_config"];
-  auto bad = [](const std::string& what) {
-    return std::invalid_argument("config.json: quantization_config: " + what);
-  };
-  if (!qc.is_object()) throw bad("must be an object");
-  const std::string method = qc.value("quant_method", std::string());
-  if (method != "fp8")
-    throw bad(
-        fmt::format("quant_method '{}' is not supported (dpep reads fp8 checkpoints)", method));
-  const std::string fmt_name = qc.value("fmt", std::string("e4m3"));
-  if (fmt_name != "e4m3")
-    throw bad(fmt::format("fmt '{}' is not supported (dpep reads e4m3)", fmt_name));
-  if (qc.contains("weight_block_size")) {
-    const auto& b = qc["weight_block_size"];
-    if (!(b.is_array() && b.size() == 2 && b[0].is_number_integer() && b[1].is_number_integer() &&
-          b[0].get<int64_t>() == 128 && b[1].get<int64_t>() == 128))
-      throw bad(fmt::format("weight_block_size {} is not supported (dpep reads [128, 128] blocks)",
-                            b.dump()));
-  }
-  q.fp8 = true;
-  return q;
-}
-
 std::vector<PlanTensor> plan_tensors_from_hf(const std::string& dir, ConvertDType mode,
                                              ModelConfig& config) {
   std::vector<PlanTensor> out;

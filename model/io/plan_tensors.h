@@ -17,13 +17,6 @@ std::vector<PlanTensor> plan_tensors_from_file(const WeightsReader& file);
 // As `dpep init-model --dtype dtype` stores them.
 std::vector<PlanTensor> plan_tensors_for_init(const ModelConfig& c, DType dtype);
 
-// config.json's quantization_config: none, or fp8 e4m3 with 128x128 weight blocks (DeepSeek's
-// release). Anything else is a std::invalid_argument naming the field.
-struct HfQuantization {
-  bool fp8 = false;
-};
-HfQuantization hf_quantization_from_config(const std::string& config_json);
-
 // A Hugging Face folder as `dpep convert --dtype mode` would store it. With safetensors shards
 // the dtypes come from their headers; with only config.json, from quantization_config (fp8
 // linear weights, bf16 elsewhere) or torch_dtype. `config` receives the parsed config.
