@@ -153,7 +153,7 @@ std::string format_memory_plan(const MemoryPlan& p, const PlanFlags& f) {
                    f.kv_bf16 ? "bf16" : "float32");
   s += fmt::format("activations  {:>10}  ({} prefill + {} batch rows per step)\n",
                    format_bytes(p.activations), f.max_prefill_tokens, f.max_batch_size);
-  s += fmt::format("runtime      {:>10}  ({} threads)\n", format_bytes(p.overhead), f.threads);
+  s += fmt::format("runtime      {:>10}  ({} thread(s))\n", format_bytes(p.overhead), f.threads);
   s += fmt::format("loading      {:>10}  (largest tensor in flight, before the KV cache exists)\n",
                    format_bytes(p.largest_tensor));
   s += fmt::format("peak         {:>10}  per rank", format_bytes(p.peak()));
@@ -193,7 +193,7 @@ std::string memory_misfit_message(const ModelConfig& c, const std::vector<PlanTe
     PlanFlags g = f;
     g.ranks_per_host = l;
     if (fits(g)) {
-      ways.push_back(fmt::format("at most {} ranks per host ({} hosts for -np {})", l,
+      ways.push_back(fmt::format("at most {} rank(s) per host ({} hosts for -np {})", l,
                                  (f.ranks + l - 1) / l, f.ranks));
       break;
     }
