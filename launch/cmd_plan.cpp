@@ -103,8 +103,9 @@ int run_plan(int argc, char** argv) {
     source = model;
   } else if (!hf.empty()) {
     const std::string mode = dtype.empty() ? "keep" : dtype;
+    const ConvertDType cmode = convert_dtype_from_name(mode);
     try {
-      tensors = plan_tensors_from_hf(hf, convert_dtype_from_name(mode), cfg);
+      tensors = plan_tensors_from_hf(hf, cmode, cfg);
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument(fmt::format("{}: {}", hf, e.what()));
     }
