@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cstdio>
+
 #include "launch/rank_setup.h"
 #include "model/io/plan_tensors.h"
 #include "model/io/weights_file.h"
@@ -85,8 +87,17 @@ MemoryPlan check_memory_plan(const comm::MpiContext& mpi, comm::ControlPlane& cp
         if (msg.empty())  // ranks of one host disagree (cannot happen with equal shards)
           msg = fmt::format("not enough memory on host {}: {} needed, {} available", info.host,
                             format_bytes(host_total), format_bytes(avail));
+        // The numbers once per host, printed before the ranks agree to stop (so before any of
+        // them exits and mpirun kills the others); every rank's own error is one short line.
         log.error("{}", msg);
-        throw std::runtime_error(msg);
+        if (info.local_rank == 0) {
+          fmt::print(stderr, "dpep: {}\n", msg);
+          std::fflush(stderr);
+        }
+        throw std::runtime_error(fmt::format(
+            "not enough memory on host {} for its {} rank(s): {} needed, {} available (the plan "
+            "and what would fit are above and in each rank's log)",
+            info.host, info.local_size, format_bytes(host_total), format_bytes(avail)));
       },
       "memory plan");
   return plan;

@@ -47,8 +47,12 @@ DPEP_MEMORY_AVAILABLE=1G timeout 120 "${MPIRUN[@]}" -np 2 -x DPEP_MEMORY_AVAILAB
 rc=$?
 set -e
 [ $rc -ne 0 ] && [ $rc -ne 124 ] || { echo "exit code $rc (124 = hang)"; cat "$TMP/err"; exit 1; }
-grep -q "memory plan failed on rank [01]: not enough memory on host" "$TMP/err" ||
-  { echo "no message on stderr"; cat "$TMP/err"; exit 1; }
+# The numbers once for the host (printed before the ranks agree to stop), a short line per rank.
+[ "$(grep -c "^dpep: not enough memory on host .*: 2 ranks x .* needed, 1.07 GB available" "$TMP/err")" = 1 ] ||
+  { echo "not one message with the numbers on stderr"; cat "$TMP/err"; exit 1; }
+grep -q -- "--kv-cache-tokens [0-9]* (now 2000000)" "$TMP/err" || { cat "$TMP/err"; exit 1; }
+grep -q "memory plan failed on rank [01]: not enough memory on host .* for its 2 rank(s)" "$TMP/err" ||
+  { echo "no error line on stderr"; cat "$TMP/err"; exit 1; }
 for r in 0 1; do
   log="$TMP/logs/rank-000$r.log"
   grep -q "not enough memory on host .*: 2 ranks x .* needed, 1.07 GB available" "$log" ||
