@@ -65,6 +65,10 @@ uint64_t activation_bytes_at(const ModelConfig& c, const PlanFlags& f, long long
 
 }  // namespace
 
+DType resident_dtype(const TensorSpec& spec, DType stored) {
+  return spec.kind == TensorKind::Vector ? DType::F32 : stored;
+}
+
 uint64_t kv_cache_bytes_per_token(const ModelConfig& c, bool bf16) {
   const uint64_t width = c.kv_lora_rank + c.qk_rope_head_dim;
   const uint64_t per_layer = bf16 ? (width + c.kv_lora_rank) * 2 : width * sizeof(float);
@@ -94,7 +98,7 @@ MemoryPlan make_memory_plan(const ModelConfig& c, const std::vector<PlanTensor>&
   for (const auto& t : tensors) {
     const auto& s = t.spec.shape;
     uint64_t bytes = 0, scales = 0;
-    const DType dt = t.spec.kind == TensorKind::Vector ? DType::F32 : t.dtype;
+    const DType dt = resident_dtype(t.spec, t.dtype);
     if (t.spec.kind == TensorKind::Experts) {
       const uint64_t n = static_cast<uint64_t>(p.experts_on_rank);
       bytes = n * numel(s, 1) * dtype_bytes(dt);

@@ -52,6 +52,11 @@ struct MemoryPlan {
   }
 };
 
+// The dtype a weight has in a rank's memory: its stored dtype (FP8 stays FP8 with its block
+// scales, bf16 stays bf16), except vectors, which are kept float32. The one place to change if
+// the loader keeps weights in another form.
+DType resident_dtype(const TensorSpec& spec, DType stored);
+
 // KV cache bytes per token per rank, all layers. The one place that knows the cache layout
 // (runtime/kv_cache.h): float32 [kv_lora + rope]; bf16 mode keeps two bf16 copies (one for
 // scores, one for values), i.e. (kv_lora + rope + kv_lora) x 2 bytes.
