@@ -7,6 +7,8 @@
 #include <chrono>
 
 #include "comm/mpi_exchange.h"
+#include "launch/memory_check.h"
+#include "launch/openblas_core.h"
 #include "model/io/random_init.h"
 #include "model/io/weights_file.h"
 #include "runtime/tokenizer/preset_tokenizer.h"
@@ -64,6 +66,7 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
         omp_set_num_threads(rt.id.threads);
         openblas_set_num_threads(rt.id.threads);
         rt.log = open_rank_log(rargs.log_dir, rt.id, rargs.log_level);
+        rt.log->info("OpenBLAS core: {}", openblas_core_description());
       },
       "setup");
   if (info.size > 1)
@@ -76,6 +79,14 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
       [&] {
         rt.model_path =
             margs.model.empty() ? ensure_preset_file(margs.preset, margs.preset_seed) : margs.model;
+      },
+      "finding the model");
+  // Before any weight is read: stops every rank if this host's ranks would not fit.
+  const MemoryPlan plan =
+      check_memory_plan(*rt.mpi, *rt.cp, *rt.log, rt.model_path, margs, rargs, rt.id.threads);
+  agree_or_throw(
+      *rt.cp,
+      [&] {
         WeightsReader file(rt.model_path);
         const ModelConfig& c = file.config();
         // Checked before any weight is read.
@@ -104,8 +115,7 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
         ec.max_batch_size = rargs.max_batch_size;
         ec.max_prefill_tokens = rargs.max_prefill_tokens;
         ec.page_size = rargs.page_size;
-        ec.kv_cache_tokens = rargs.kv_cache_tokens;
-        ec.cache_max_entry_count = rargs.cache_max_entry_count / std::max(1, info.local_size);
+        ec.kv_cache_tokens = plan.kv_tokens;  // what the memory plan checked
         rt.engine = std::make_unique<Engine>(*rt.model, *rt.ex, ec);
       },
       "loading the model");
