@@ -70,7 +70,7 @@ TEST(RealConfigs, V3AndR1ParseToTheV3Preset) {
     const ModelConfig c = ModelConfig::from_hf_json(text);
     EXPECT_EQ(c.to_fields(), ModelConfig::preset("v3").to_fields()) << f;
     EXPECT_EQ(c.num_nextn_predict_layers, 1) << f;
-    EXPECT_EQ(c.rope_scaling.type, "yarn") << f;
+    EXPECT_EQ(c.rope_scaling.type, RopeType::Yarn) << f;
     EXPECT_EQ(c.rope_scaling.factor, 40) << f;
     EXPECT_TRUE(hf_quantization_from_config(text).fp8) << f;
   }
@@ -105,8 +105,9 @@ TEST(RealConfigs, PlanFromConfigOnlyFolderCountsFp8LikeTheRelease) {
   ASSERT_EQ(t.size(), expect.size());
   for (size_t i = 0; i < t.size(); ++i) {
     EXPECT_EQ(t[i].spec.name, expect[i].spec.name);
-    if (t[i].spec.kind != TensorKind::Vector)  // vectors count as float32 either way
+    if (t[i].spec.kind != TensorKind::Vector) {  // vectors count as float32 either way
       EXPECT_EQ(t[i].dtype, expect[i].dtype) << t[i].spec.name;
+    }
   }
   // --dtype bf16 would store everything bf16.
   for (const auto& p : plan_tensors_from_hf(d.string(), ConvertDType::BF16, c))
