@@ -119,7 +119,7 @@ int run_offline(int argc, char** argv) {
   }
   MPI_Barrier(MPI_COMM_WORLD);  // every rank loaded: start the clock together
   if (source) source->start_clock();
-  DpLoop loop(*rt.cp, *rt.engine, rt.log, DpLoopOptions{strat, rargs.log_every});
+  DpLoop loop(*rt.cp, *rt.engine, rt.log, loop_options(rt, strat, rargs));
   loop.run(source.get());
   const std::string per_rank_summary = loop.summary(rt.id.host);
   if (!rt.is_root()) return 0;

@@ -63,6 +63,8 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
         omp_set_num_threads(rt.id.threads);
         openblas_set_num_threads(rt.id.threads);
         rt.log = open_rank_log(rargs.log_dir, rt.id, rargs.log_level);
+        if (!rargs.trace_dir.empty())
+          rt.trace = std::make_unique<TraceWriter>(rargs.trace_dir, rt.id.rank, rt.id.host);
       },
       "setup");
   if (info.size > 1)
@@ -109,6 +111,10 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
       },
       "loading the model");
   rt.load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // Every rank leaves the agreement above at about the same moment: the traces' common zero.
+  if (rt.trace)
+    rt.trace->set_origin(
+        std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count());
   const auto& c = rt.model->config();
   rt.log->info(
       "model {}: {} layers, hidden {}, {} routed experts ({} on this rank from {}), "
