@@ -21,6 +21,13 @@ int run_report(int argc, char** argv) {
     log_dir = args[1];
     args.erase(args.begin() + 1);
   }
+  // Anything else without a flag is a mistake (boost would ignore it).
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string a = args[i], prev = args[i - 1];
+    if (a[0] != '-' && prev != "--log-dir" && prev != "--out-dir")
+      throw std::invalid_argument(
+          fmt::format("unexpected argument '{}' (usage: dpep report LOGDIR [--out-dir DIR])", a));
+  }
   po::options_description d("report options");
   d.add_options()("log-dir", po::value(&log_dir), "the run's --log-dir (or give it first)")(
       "out-dir", po::value(&out_dir), "where to write the SVG files (default: the log dir)");
