@@ -153,7 +153,7 @@ void DpLoop::run_impl(RequestSource* source) {
       totals_.idle_s += idle.waited.count() / 1000.0;
       if (idle.waited.count() > 0) log_->debug("idle {} ms", idle.waited.count());
       if (trace) {
-        trace->complete("idle", "idle", t_agree, now_s());
+        trace->complete("idle", "idle", t_agree, now_s(), "\"reason\":\"all ranks idle\"");
         trace->flush();
       }
       continue;
@@ -165,6 +165,10 @@ void DpLoop::run_impl(RequestSource* source) {
     totals_.forward_s += rep.forward_s;
     totals_.sample_s += rep.sample_s;
     totals_.schedule_s += rep.schedule_s;
+    if (rep.rows == 0) {
+      totals_.empty_steps++;
+      totals_.empty_step_s += rep.schedule_s + rep.forward_s + rep.sample_s;
+    }
     // 4. Events and status back to rank 0.
     double tg0 = now_s();
     wire::Writer w;
@@ -228,6 +232,8 @@ void DpLoop::trace_step(int64_t step, const StepReport& rep, double t_begin, dou
                          step, rep.rows, rep.decode_rows, rep.prefill_rows, rep.running,
                          rep.waiting, rep.kv_used_pages));
   const double t0 = rep.start_s, t1 = t0 + rep.schedule_s, t2 = t1 + rep.forward_s;
+  if (rep.rows == 0)  // nothing of its own: the rank only serves the others' MoE exchanges
+    t.complete("idle", "idle", t0, t2 + rep.sample_s, "\"reason\":\"no local work\"");
   t.complete("schedule", "engine", t0, t1);
   t.complete("forward", "engine", t1, t2);
   t.complete("sampling", "engine", t2, t2 + rep.sample_s);
@@ -247,6 +253,8 @@ RankRunSummary DpLoop::run_summary() const {
   s.busy_steps = totals_.busy_steps;
   s.tokens = totals_.rows;
   s.wall_s = totals_.wall_s > 0 ? totals_.wall_s : now_s() - loop_start_s_;
+  s.empty_steps = totals_.empty_steps;
+  s.empty_step_s = totals_.empty_step_s;
   const ForwardStats& f = engine_.stats();
   MoeStats m;
   for (const auto& x : f.moe) {

@@ -31,6 +31,10 @@ struct DpLoopOptions {
 struct DpLoopTotals {
   int64_t steps = 0, busy_steps = 0, rows = 0;
   double forward_s = 0, sample_s = 0, idle_s = 0, comm_s = 0, schedule_s = 0, wall_s = 0;
+  // Busy steps in which this rank had no tokens of its own (it ran an empty forward only to
+  // take part in the other ranks' MoE exchanges), and the engine time they took.
+  int64_t empty_steps = 0;
+  double empty_step_s = 0;
 };
 
 class DpLoop {

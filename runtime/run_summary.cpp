@@ -36,6 +36,8 @@ std::string RankRunSummary::to_json() const {
   j["busy_steps"] = busy_steps;
   j["tokens"] = tokens;
   j["wall_s"] = wall_s;
+  j["empty_steps"] = empty_steps;
+  j["empty_step_s"] = empty_step_s;
   j["time_s"] = nlohmann::ordered_json::object();
   for (const auto& [name, s] : time_s) j["time_s"][name] = s;
   j["first_expert"] = first_expert;
@@ -69,6 +71,8 @@ RankRunSummary RankRunSummary::from_json(const std::string& text) {
     s.busy_steps = get("busy_steps").get<int64_t>();
     s.tokens = get("tokens").get<int64_t>();
     s.wall_s = get("wall_s").get<double>();
+    s.empty_steps = get("empty_steps").get<int64_t>();
+    s.empty_step_s = get("empty_step_s").get<double>();
     // Kept in the drawing order, whatever order the file has.
     const auto& t = get("time_s");
     for (int i = 0; i < kNumTimeCategories; ++i)

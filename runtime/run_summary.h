@@ -17,6 +17,10 @@ struct RankRunSummary {
   bool complete = true;  // false: the run ended by an error on this rank
   int64_t steps = 0, busy_steps = 0, tokens = 0;
   double wall_s = 0;  // the loop's wall time
+  // Busy steps without tokens of this rank (an empty forward for the others' MoE exchanges) and
+  // their engine time, which time_s counts in its phases (mostly dispatch/combine waits).
+  int64_t empty_steps = 0;
+  double empty_step_s = 0;
   // Where the wall time went, in seconds, in kTimeCategories order ("other" = the rest).
   std::vector<std::pair<std::string, double>> time_s;
   int first_expert = 0;  // global index of this rank's first local expert

@@ -131,6 +131,26 @@ check_traces "$W/trace-gen" 2 2
 "$DPEP" report "$W/logs-gen" >/dev/null
 [ -s "$W/logs-gen/expert-load.svg" ] && [ -s "$W/logs-gen/step-time.svg" ]
 echo "ok generate: traces and report"
+# One request at -np 2: rank 1 has no tokens of its own in any step; its trace marks each such
+# step "idle" (no local work) and its summary counts them.
+"${MPIRUN[@]}" -np 2 "$DPEP" generate --model "$W/m.h5" --prompt-ids 5,6,7 --max-tokens 4 --ignore-eos \
+  --kv-cache-tokens 1024 --log-dir "$W/logs-one" --trace-dir "$W/trace-one" >/dev/null 2>&1
+python3 - "$W/trace-one" "$W/logs-one" <<'PY'
+import json, sys
+t, l = sys.argv[1], sys.argv[2]
+summ = []
+for r in range(2):
+    ev = json.load(open(f"{t}/rank-{r:04d}.json"))["traceEvents"]
+    steps = [e for e in ev if e["name"] == "step"]
+    idle = [e for e in ev if e["name"] == "idle" and e["args"]["reason"] == "no local work"]
+    line = [x for x in open(f"{l}/rank-{r:04d}.log") if "run summary {" in x][-1]
+    s = json.loads(line[line.index("{"):])
+    assert s["empty_steps"] == len(idle), (r, s["empty_steps"], len(idle))
+    summ.append((len(steps), len(idle), s["busy_steps"]))
+(s0, i0, b0), (s1, i1, b1) = summ
+assert s0 == s1 == b0 == b1 >= 4 and i0 == 0 and i1 == s1, summ
+print(f"ok one request at -np 2: rank 1 idle in all {s1} steps, rank 0 in none")
+PY
 
 # 3. serve with a trace: a few requests, SIGTERM, then the traces and the report.
 setsid "${MPIRUN[@]}" -np 2 "$DPEP" serve --model "$W/m.h5" --port 0 --kv-cache-tokens 2048 \

@@ -265,6 +265,7 @@ TEST(TraceWriter, DpLoopTracesEveryPhaseAndLogsTheRunSummary) {
   const auto s = find_run_summary(in);
   ASSERT_TRUE(s.has_value()) << log_text.str();
   EXPECT_TRUE(s->complete);
+  EXPECT_EQ(s->empty_steps, 0);  // one rank: every busy step has its tokens
   EXPECT_EQ(s->host, "testhost");
   EXPECT_EQ(s->busy_steps, busy);
   EXPECT_EQ(s->tokens, loop.totals().rows);

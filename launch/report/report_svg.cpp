@@ -244,7 +244,7 @@ std::string step_time_svg(const std::vector<RankRunSummary>& ranks) {
   const double bars_h = R * (bar_h + gap);
   const int legend_cols = 3;
   const int legend_rows = (kNumTimeCategories + legend_cols - 1) / legend_cols;
-  const double W = left + bar_w + 130, H = top + bars_h + 50 + legend_rows * 20 + 30;
+  const double W = left + bar_w + 150, H = top + bars_h + 50 + legend_rows * 20 + 30;
   const double scale = max_total > 0 ? bar_w / max_total : 0;
   Svg svg(W, H);
   svg.text(16, 28, "Step time per rank: where the loop's wall time went", 18, "start", "bold");
@@ -256,7 +256,7 @@ std::string step_time_svg(const std::vector<RankRunSummary>& ranks) {
            13);
   svg.text(16, 68,
            "waits for other ranks show up in dispatch and combine (inside the forward) and in the "
-           "control plane (between steps)",
+           "control plane (between steps); idle steps: steps without tokens of the rank's own",
            11, "start", "normal", "#555");
 
   // Time axis.
@@ -288,7 +288,10 @@ std::string step_time_svg(const std::vector<RankRunSummary>& ranks) {
                  "middle", "normal", ink_on(fill));
       x += w;
     }
-    svg.text(x + 8, y + bar_h / 2 + 4, fmt::format("{:.3f} s", total), 11);
+    svg.text(x + 8, y + bar_h / 2, fmt::format("{:.3f} s", total), 11);
+    svg.text(x + 8, y + bar_h / 2 + 11,
+             fmt::format("{} idle steps, {:.3f} s", s.empty_steps, s.empty_step_s), 9, "start",
+             "normal", "#555");
   }
 
   // Legend: colour, category, mean seconds per rank.
@@ -335,10 +338,12 @@ std::string report_text(const std::vector<RankRunSummary>& ranks) {
     max_pairs = std::max(max_pairs, p);
     out += fmt::format(
         "{}: {} busy steps, {} tokens computed, wall {:.3f} s (attention {:.3f}, experts {:.3f}, "
-        "dispatch+combine {:.3f}, control plane {:.3f}, idle {:.3f}), routed pairs {}{}\n",
+        "dispatch+combine {:.3f}, control plane {:.3f}, idle {:.3f}), {} idle steps ({:.3f} s), "
+        "routed pairs {}{}\n",
         host_label(s), s.busy_steps, s.tokens, s.wall_s, s.time_of("attention"),
         s.time_of("experts"), s.time_of("dispatch") + s.time_of("combine"),
-        s.time_of("control plane"), s.time_of("idle"), p, s.complete ? "" : " (ended by an error)");
+        s.time_of("control plane"), s.time_of("idle"), s.empty_steps, s.empty_step_s, p,
+        s.complete ? "" : " (ended by an error)");
   }
   const double mean = ranks.empty() ? 0 : double(total) / ranks.size();
   out += fmt::format("total routed pairs {}, max/mean per rank {:.3f}\n", total,
