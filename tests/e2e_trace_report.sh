@@ -116,7 +116,16 @@ for r in range(2):
     assert s["busy_steps"] == steps and s["complete"], (r, steps, s["busy_steps"])
 print("ok trace steps equal the logged busy steps")
 PY
-"$DPEP" report "$W/logs" --out-dir "$W/report" >"$W/report.out"
+"$DPEP" report "$W/logs" --out-dir "$W/report" --trace-dir "$W/trace" >"$W/report.out"
+python3 - "$W/trace" <<'PY'
+import json, sys
+d = sys.argv[1]
+parts = [json.load(open(f"{d}/rank-{r:04d}.json"))["traceEvents"] for r in range(2)]
+merged = json.load(open(f"{d}/all-ranks.json"))["traceEvents"]
+assert len(merged) == sum(len(p) for p in parts), (len(merged), [len(p) for p in parts])
+assert {e["pid"] for e in merged} == {0, 1}
+print("ok all-ranks.json joins both ranks' traces")
+PY
 grep -q "total routed pairs $((P0 + P1))," "$W/report.out" || { cat "$W/report.out"; exit 1; }
 cmp "$W/logs/expert-load.svg" "$W/report/expert-load.svg"
 cmp "$W/logs/step-time.svg" "$W/report/step-time.svg"

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "comm/loopback_control_plane.h"
+#include "launch/report/merge_traces.h"
 #include "launch/report/report_svg.h"
 #include "launch/report/svg.h"
 #include "model_test_util.h"
@@ -169,6 +170,36 @@ TEST(TraceWriter, ValidDocumentAfterEveryFlushWithEscapedNames) {
     EXPECT_EQ(t.events_written(), static_cast<int64_t>(ev.size()));
   }
   EXPECT_TRUE(read_json(dir / "rank-0003.json")["traceEvents"].is_array());
+  fs::remove_all(dir);
+}
+
+TEST(TraceWriter, MergedTraceHoldsEveryRanksEvents) {
+  const fs::path dir = temp_dir("merge");
+  size_t total = 0;
+  for (int r = 0; r < 3; ++r) {
+    TraceWriter t(dir.string(), r, "h");
+    for (int i = 0; i <= r; ++i) t.complete("step", "step", i, i + 0.5);
+    t.flush();
+    total += read_json(t.path())["traceEvents"].size();
+  }
+  const fs::path out = dir / report::kMergedTraceFile;
+  report::merge_traces(dir.string(), 3, out.string());
+  const json j = read_json(out);
+  ASSERT_EQ(j["traceEvents"].size(), total);
+  std::map<int, int> steps;
+  for (const auto& e : j["traceEvents"])
+    if (e["name"] == "step") steps[e["pid"].get<int>()]++;
+  EXPECT_EQ(steps, (std::map<int, int>{{0, 1}, {1, 2}, {2, 3}}));
+  // A rank file cut short (not written by a finished flush) or missing is named.
+  EXPECT_THROW(report::merge_traces(dir.string(), 4, out.string()), std::runtime_error);
+  fs::resize_file(dir / "rank-0001.json", fs::file_size(dir / "rank-0001.json") - 2);
+  try {
+    report::merge_traces(dir.string(), 3, out.string());
+    FAIL() << "a cut file must be refused";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("rank-0001.json"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(read_json(out)["traceEvents"].size(), total);  // the earlier merge is untouched
   fs::remove_all(dir);
 }
 
