@@ -1,4 +1,4 @@
-// One trace of all ranks: Perfetto UI opens one file at a time, so `dpep report --trace-dir DIR`
+// One trace of all ranks on one timeline: `dpep report --trace-dir DIR`
 // joins DIR/rank-NNNN.json (as runtime/trace_writer.h writes them) into DIR/all-ranks.json,
 // where each rank is a process of its own on one timeline. The events are copied as text, in
 // chunks, so traces larger than memory merge too.
