@@ -10,6 +10,7 @@
 #include "model/io/random_init.h"
 #include "model/io/weights_file.h"
 #include "runtime/tokenizer/preset_tokenizer.h"
+#include "comm/clock.h"
 
 #include <unistd.h>
 
@@ -71,7 +72,7 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
     rt.ex = std::make_unique<comm::MpiExchange>(MPI_COMM_WORLD);
   else
     rt.ex = std::make_unique<comm::LoopbackExchange>();
-  auto t0 = std::chrono::steady_clock::now();
+  const Stopwatch t0;
   agree_or_throw(
       *rt.cp,
       [&] {
@@ -110,11 +111,9 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
         rt.engine = std::make_unique<Engine>(*rt.model, *rt.ex, ec);
       },
       "loading the model");
-  rt.load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  rt.load_s = t0.seconds();
   // Every rank leaves the agreement above at about the same moment: the traces' common zero.
-  if (rt.trace)
-    rt.trace->set_origin(
-        std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count());
+  if (rt.trace) rt.trace->set_origin(now_seconds());
   const auto& c = rt.model->config();
   rt.log->info(
       "model {}: {} layers, hidden {}, {} routed experts ({} on this rank from {}), "

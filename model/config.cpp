@@ -64,8 +64,10 @@ std::string to_string_value(double v) {
 std::string to_string_value(bool v) {
   return v ? "true" : "false";
 }
-std::string to_string_value(const std::string& v) {
-  return v;
+template <typename E>
+  requires std::is_enum_v<E>
+std::string to_string_value(E v) {
+  return to_string(v);
 }
 
 void parse_value(const std::string& key, const std::string& s, int64_t& out) {
@@ -98,8 +100,45 @@ void parse_value(const std::string& key, const std::string& s, bool& out) {
     throw std::invalid_argument(
         fmt::format("config field '{}' needs true/false, got '{}'", key, s));
 }
-void parse_value(const std::string&, const std::string& s, std::string& out) {
-  out = s;
+void parse_value(const std::string& key, const std::string& s, RopeType& out) {
+  out = rope_type_from_name(s, key);
+}
+void parse_value(const std::string& key, const std::string& s, ScoringFunc& out) {
+  out = scoring_func_from_name(s, key);
+}
+void parse_value(const std::string& key, const std::string& s, TopkMethod& out) {
+  out = topk_method_from_name(s, key);
+}
+
+// Name tables of the enum fields: {enum value, name in config.json}; the first name is canonical.
+template <typename E>
+struct EnumName {
+  E value;
+  const char* name;
+};
+constexpr EnumName<RopeType> kRopeTypes[] = {
+    {RopeType::None, "none"}, {RopeType::None, "default"}, {RopeType::Yarn, "yarn"}};
+constexpr EnumName<ScoringFunc> kScoringFuncs[] = {{ScoringFunc::Sigmoid, "sigmoid"},
+                                                   {ScoringFunc::Softmax, "softmax"}};
+constexpr EnumName<TopkMethod> kTopkMethods[] = {
+    {TopkMethod::NoauxTc, "noaux_tc"},
+    {TopkMethod::Greedy, "greedy"},
+    {TopkMethod::GroupLimitedGreedy, "group_limited_greedy"}};
+
+template <typename E, size_t N>
+const char* enum_name(const EnumName<E> (&table)[N], E v) {
+  for (const auto& e : table)
+    if (e.value == v) return e.name;
+  return "?";
+}
+template <typename E, size_t N>
+E enum_from_name(const EnumName<E> (&table)[N], const std::string& s, const std::string& what) {
+  std::string names;
+  for (const auto& e : table) {
+    if (s == e.name) return e.value;
+    names += names.empty() ? e.name : std::string(", ") + e.name;
+  }
+  throw std::invalid_argument(fmt::format("{} must be one of {}, got '{}'", what, names, s));
 }
 
 // An integer field of config.json: integers, or floats with an integral value (4096.0).
@@ -114,6 +153,23 @@ int64_t json_int(const nlohmann::json& v, const char* key) {
       fmt::format("config.json: '{}' must be an integer, got {}", key, v.dump()));
 }
 
+}  // namespace
+
+const char* to_string(RopeType v) { return enum_name(kRopeTypes, v); }
+const char* to_string(ScoringFunc v) { return enum_name(kScoringFuncs, v); }
+const char* to_string(TopkMethod v) { return enum_name(kTopkMethods, v); }
+RopeType rope_type_from_name(const std::string& s, const std::string& what) {
+  return enum_from_name(kRopeTypes, s, what);
+}
+ScoringFunc scoring_func_from_name(const std::string& s, const std::string& what) {
+  return enum_from_name(kScoringFuncs, s, what);
+}
+TopkMethod topk_method_from_name(const std::string& s, const std::string& what) {
+  return enum_from_name(kTopkMethods, s, what);
+}
+
+namespace {
+
 double yarn_get_mscale(double scale, double mscale) {
   return scale <= 1.0 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
 }
@@ -122,7 +178,7 @@ double yarn_get_mscale(double scale, double mscale) {
 
 double ModelConfig::softmax_scale() const {
   double s = 1.0 / std::sqrt(static_cast<double>(qk_head_dim()));
-  if (rope_scaling.type == "yarn" && rope_scaling.factor > 1.0) {
+  if (rope_scaling.type == RopeType::Yarn && rope_scaling.factor > 1.0) {
     double m = yarn_get_mscale(rope_scaling.factor, rope_scaling.mscale_all_dim);
     s *= m * m;
   }
@@ -139,6 +195,23 @@ std::vector<std::string> ModelConfig::field_names() {
   std::vector<std::string> out;
   ModelConfig c;
   for_each_field(c, [&](const char* k, auto&) { out.push_back(k); });
+  return out;
+}
+
+std::map<std::string, ModelConfig::FieldKind> ModelConfig::field_kinds() {
+  std::map<std::string, FieldKind> out;
+  ModelConfig c;
+  for_each_field(c, [&](const char* k, auto& v) {
+    using T = std::decay_t<decltype(v)>;
+    if constexpr (std::is_same_v<T, int64_t>)
+      out[k] = FieldKind::Int;
+    else if constexpr (std::is_same_v<T, double>)
+      out[k] = FieldKind::Real;
+    else if constexpr (std::is_same_v<T, bool>)
+      out[k] = FieldKind::Bool;
+    else
+      out[k] = FieldKind::Name;
+  });
   return out;
 }
 
@@ -185,21 +258,14 @@ void ModelConfig::validate() const {
     need(n_group >= 1 && n_routed_experts % n_group == 0, "n_group must divide n_routed_experts");
     need(topk_group >= 1 && topk_group <= n_group, "topk_group must be in [1, n_group]");
     need(n_shared_experts >= 0, "n_shared_experts must be >= 0");
-    need(scoring_func == "sigmoid" || scoring_func == "softmax",
-         "scoring_func must be sigmoid or softmax");
-    need(topk_method == "noaux_tc" || topk_method == "greedy" ||
-             topk_method == "group_limited_greedy",
-         "topk_method must be noaux_tc, greedy or group_limited_greedy");
-    need(n_routed_experts / n_group >= 2 || topk_method != "noaux_tc",
+    need(n_routed_experts / n_group >= 2 || topk_method != TopkMethod::NoauxTc,
          "noaux_tc needs at least 2 experts per group");
     need(topk_group * (n_routed_experts / n_group) >= num_experts_per_tok,
          "topk_group groups must hold at least num_experts_per_tok experts");
   }
   need(rms_norm_eps > 0, "rms_norm_eps must be > 0");
   need(rope_theta > 0, "rope_theta must be > 0");
-  need(rope_scaling.type == "none" || rope_scaling.type == "yarn",
-       "rope_scaling.type must be none or yarn");
-  if (rope_scaling.type == "yarn") {
+  if (rope_scaling.type == RopeType::Yarn) {
     need(rope_scaling.factor > 0, "rope_scaling.factor must be > 0");
     need(rope_scaling.original_max_position_embeddings > 0,
          "rope_scaling.original_max_position_embeddings must be > 0");
@@ -255,9 +321,11 @@ ModelConfig ModelConfig::from_hf_json(const std::string& json_text) {
     if (j.contains("norm_topk_prob") && j["norm_topk_prob"].is_boolean())
       c.norm_topk_prob = j["norm_topk_prob"].get<bool>();
     if (j.contains("scoring_func") && j["scoring_func"].is_string())
-      c.scoring_func = j["scoring_func"].get<std::string>();
+      c.scoring_func = scoring_func_from_name(j["scoring_func"].get<std::string>(),
+                                              "config.json: scoring_func");
     if (j.contains("topk_method") && j["topk_method"].is_string())
-      c.topk_method = j["topk_method"].get<std::string>();
+      c.topk_method = topk_method_from_name(j["topk_method"].get<std::string>(),
+                                            "config.json: topk_method");
     get_num(j, "rms_norm_eps", c.rms_norm_eps);
     get_num(j, "rope_theta", c.rope_theta);
     get_int("max_position_embeddings", c.max_position_embeddings, false);
@@ -285,7 +353,7 @@ ModelConfig ModelConfig::from_hf_json(const std::string& json_text) {
       if (r.contains("rope_theta") && r["rope_theta"].is_number())
         c.rope_theta = r["rope_theta"].get<double>();
       if (type == "yarn") {
-        c.rope_scaling.type = "yarn";
+        c.rope_scaling.type = RopeType::Yarn;
         get_num(r, "factor", c.rope_scaling.factor);
         if (r.contains("original_max_position_embeddings"))
           c.rope_scaling.original_max_position_embeddings =
@@ -303,105 +371,6 @@ ModelConfig ModelConfig::from_hf_json(const std::string& json_text) {
         fmt::format("config.json has a field of the wrong type: {}", e.what()));
   }
   c.validate();
-  return c;
-}
-
-ModelConfig ModelConfig::preset(const std::string& name) {
-  ModelConfig c;
-  c.rope_scaling.type = "yarn";
-  c.rope_scaling.factor = 40;
-  c.rope_scaling.original_max_position_embeddings = 4096;
-  c.rope_scaling.beta_fast = 32;
-  c.rope_scaling.beta_slow = 1;
-  c.rope_scaling.mscale = 1;
-  c.rope_scaling.mscale_all_dim = 1;
-  c.routed_scaling_factor = 2.5;
-  c.bos_token_id = 0;
-  c.eos_token_id = 1;
-  if (name == "v3") {
-    c.vocab_size = 129280;
-    c.hidden_size = 7168;
-    c.intermediate_size = 18432;
-    c.moe_intermediate_size = 2048;
-    c.num_hidden_layers = 61;
-    c.first_k_dense_replace = 3;
-    c.num_attention_heads = 128;
-    c.q_lora_rank = 1536;
-    c.kv_lora_rank = 512;
-    c.qk_nope_head_dim = 128;
-    c.qk_rope_head_dim = 64;
-    c.v_head_dim = 128;
-    c.n_routed_experts = 256;
-    c.num_experts_per_tok = 8;
-    c.n_shared_experts = 1;
-    c.n_group = 8;
-    c.topk_group = 4;
-    c.max_position_embeddings = 163840;
-    c.num_nextn_predict_layers = 1;
-  } else if (name == "bench") {
-    c.vocab_size = 16384;
-    c.hidden_size = 1024;
-    c.intermediate_size = 2816;
-    c.moe_intermediate_size = 256;
-    c.num_hidden_layers = 8;
-    c.first_k_dense_replace = 1;
-    c.num_attention_heads = 16;
-    c.q_lora_rank = 384;
-    c.kv_lora_rank = 256;
-    c.qk_nope_head_dim = 64;
-    c.qk_rope_head_dim = 32;
-    c.v_head_dim = 64;
-    c.n_routed_experts = 64;
-    c.num_experts_per_tok = 6;
-    c.n_shared_experts = 1;
-    c.n_group = 8;
-    c.topk_group = 4;
-    c.max_position_embeddings = 16384;
-  } else if (name == "small") {
-    c.vocab_size = 4096;
-    c.hidden_size = 512;
-    c.intermediate_size = 1408;
-    c.moe_intermediate_size = 128;
-    c.num_hidden_layers = 4;
-    c.first_k_dense_replace = 1;
-    c.num_attention_heads = 8;
-    c.q_lora_rank = 192;
-    c.kv_lora_rank = 128;
-    c.qk_nope_head_dim = 32;
-    c.qk_rope_head_dim = 16;
-    c.v_head_dim = 32;
-    c.n_routed_experts = 16;
-    c.num_experts_per_tok = 4;
-    c.n_shared_experts = 1;
-    c.n_group = 4;
-    c.topk_group = 2;
-    c.max_position_embeddings = 8192;
-  } else if (name == "tiny") {
-    c.vocab_size = 512;
-    c.hidden_size = 64;
-    c.intermediate_size = 128;
-    c.moe_intermediate_size = 32;
-    c.num_hidden_layers = 3;
-    c.first_k_dense_replace = 1;
-    c.num_attention_heads = 4;
-    c.q_lora_rank = 32;
-    c.kv_lora_rank = 16;
-    c.qk_nope_head_dim = 16;
-    c.qk_rope_head_dim = 8;
-    c.v_head_dim = 16;
-    c.n_routed_experts = 8;
-    c.num_experts_per_tok = 2;
-    c.n_shared_experts = 1;
-    c.n_group = 2;
-    c.topk_group = 1;
-    c.routed_scaling_factor = 1.5;
-    c.max_position_embeddings = 2048;
-    c.rope_scaling.factor = 2;
-    c.rope_scaling.original_max_position_embeddings = 512;
-  } else {
-    throw std::invalid_argument(
-        fmt::format("unknown preset '{}' (known: tiny, small, bench, v3)", name));
-  }
   return c;
 }
 

@@ -7,8 +7,20 @@
 
 namespace dpep {
 
+// String-valued fields of config.json as enums; each name table lives once in config.cpp.
+enum class RopeType { None, Yarn };                              // "none"/"default", "yarn"
+enum class ScoringFunc { Sigmoid, Softmax };                     // "sigmoid", "softmax"
+enum class TopkMethod { NoauxTc, Greedy, GroupLimitedGreedy };  // as named in config.json
+const char* to_string(RopeType v);
+const char* to_string(ScoringFunc v);
+const char* to_string(TopkMethod v);
+// Each throws std::invalid_argument naming `what` and the accepted names.
+RopeType rope_type_from_name(const std::string& s, const std::string& what = "rope_scaling.type");
+ScoringFunc scoring_func_from_name(const std::string& s, const std::string& what = "scoring_func");
+TopkMethod topk_method_from_name(const std::string& s, const std::string& what = "topk_method");
+
 struct RopeScaling {
-  std::string type = "none";  // "yarn" or "none"
+  RopeType type = RopeType::None;
   double factor = 1.0;
   int64_t original_max_position_embeddings = 4096;
   double beta_fast = 32.0;
@@ -38,8 +50,8 @@ struct ModelConfig {
   int64_t topk_group = 1;
   double routed_scaling_factor = 1.0;
   bool norm_topk_prob = true;
-  std::string scoring_func = "sigmoid";
-  std::string topk_method = "noaux_tc";
+  ScoringFunc scoring_func = ScoringFunc::Sigmoid;
+  TopkMethod topk_method = TopkMethod::NoauxTc;
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
@@ -64,6 +76,9 @@ struct ModelConfig {
   std::map<std::string, std::string> to_fields() const;
   void set_field(const std::string& key, const std::string& value);  // throws on unknown key
   static std::vector<std::string> field_names();
+  // How each field is stored (HDF5 attribute type): Name = an enum field, stored by its name.
+  enum class FieldKind { Int, Real, Bool, Name };
+  static std::map<std::string, FieldKind> field_kinds();
 
   static ModelConfig from_hf_json(const std::string& json_text);  // config.json of a HF checkpoint
   static ModelConfig preset(const std::string& name);             // tiny, small, bench, v3

@@ -6,16 +6,13 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "model/io/weights_file.h"
 #include "model/ops/attention_kernel.h"
 #include "model/ops/ops.h"
+#include "model/io/weights_file.h"
+#include "comm/clock.h"
 
 namespace dpep {
 namespace {
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 struct MoeTimes {
   double t[5];
@@ -87,7 +84,7 @@ ModelWeights load_model_weights(const WeightsReader& f, const ExpertShard& shard
       L.moe.gate = f.read_f32(p + "moe/gate", {E, H});
       if (f.has(p + "moe/e_score_correction_bias"))
         L.moe.bias = f.read_f32(p + "moe/e_score_correction_bias", {E});
-      else if (c.topk_method == "noaux_tc")
+      else if (c.topk_method == TopkMethod::NoauxTc)
         throw std::runtime_error(fmt::format("{}: dataset '{}' is missing (noaux_tc needs it)",
                                              f.path(), p + "moe/e_score_correction_bias"));
       // Only this rank's experts are read (hyperslab of the stacked [E, ...] datasets).
@@ -173,16 +170,16 @@ void Model::forward(const ForwardBatch& batch, const KvCacheView& kv, comm::Expe
   std::vector<float> scratch;
   for (int l = 0; l < static_cast<int>(w_.layers.size()); ++l) {
     const LayerWeights& L = w_.layers[l];
-    double t0 = now_s();
+    double t0 = now_seconds();
     rmsnorm_rows_to(hidden.data(), normed.data(), T, H, L.input_layernorm.data(), eps);
     mla_forward(c, L.attn, rope_, l, normed.data(), batch, kv, delta.data());
     for (size_t i = 0; i < hidden.size(); ++i) hidden[i] += delta[i];
-    double t1 = now_s();
+    double t1 = now_seconds();
     rmsnorm_rows_to(hidden.data(), normed.data(), T, H, L.post_attention_layernorm.data(), eps);
     if (L.is_moe) {
       PhaseSink* sink = stats ? stats->phases : nullptr;
       const MoeTimes before = sink ? MoeTimes(stats->moe[l]) : MoeTimes(MoeStats{});
-      const double tm = sink ? now_s() : 0;
+      const double tm = sink ? now_seconds() : 0;
       moe_forward(L.moe, moe_opt_, H, normed.data(), T, ex, delta.data(),
                   stats ? &stats->moe[l] : nullptr);
       if (sink) report_moe_phases(*sink, l, tm, before, MoeTimes(stats->moe[l]));
@@ -192,7 +189,7 @@ void Model::forward(const ForwardBatch& batch, const KvCacheView& kv, comm::Expe
     for (size_t i = 0; i < hidden.size(); ++i) hidden[i] += delta[i];
     if (stats) {
       stats->attention_s += t1 - t0;
-      const double t2 = L.is_moe ? 0 : now_s();
+      const double t2 = L.is_moe ? 0 : now_seconds();
       if (!L.is_moe) stats->dense_mlp_s += t2 - t1;
       if (stats->phases) {
         stats->phases->phase("attention", l, t0, t1);
@@ -200,7 +197,7 @@ void Model::forward(const ForwardBatch& batch, const KvCacheView& kv, comm::Expe
       }
     }
   }
-  double th = now_s();
+  double th = now_seconds();
   const int R = static_cast<int>(batch.logits_rows.size());
   std::vector<float> last(static_cast<size_t>(R) * H);
   for (int i = 0; i < R; ++i)
@@ -210,7 +207,7 @@ void Model::forward(const ForwardBatch& batch, const KvCacheView& kv, comm::Expe
   logits.resize(static_cast<size_t>(R) * V);
   w_.lm_head.forward(last.data(), R, logits.data());
   if (stats) {
-    const double te = now_s();
+    const double te = now_seconds();
     stats->head_s += te - th;
     if (stats->phases) stats->phases->phase("head", -1, th, te);
   }

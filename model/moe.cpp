@@ -4,18 +4,14 @@
 #include <cstring>
 
 #include "model/ops/ops.h"
+#include "comm/clock.h"
 
 namespace dpep {
-namespace {
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-}  // namespace
 
 void moe_forward(const MoeWeights& w, const MoeOptions& opt, int hidden, const float* x, int T,
                  comm::ExpertExchange& ex, float* out, MoeStats* stats) {
   const int E = opt.router.num_experts, K = opt.router.top_k, H = hidden;
-  double t0 = now_s();
+  double t0 = now_seconds();
   // Router in float32: logits [T, E] = x W_gate^T.
   std::vector<float> logits(static_cast<size_t>(T) * E);
   matmul_xwt(x, T, H, w.gate.data(), E, logits.data());
@@ -24,7 +20,7 @@ void moe_forward(const MoeWeights& w, const MoeOptions& opt, int hidden, const f
   route(opt.router, logits.data(), w.bias.empty() ? nullptr : w.bias.data(), T, topk_idx.data(),
         topk_w.data());
   if (opt.simulate_perfect_eplb) simulate_perfect_eplb(topk_idx.data(), T, K, E, ex.num_ranks());
-  double t1 = now_s();
+  double t1 = now_seconds();
 
   comm::ExpertPlacement placement{E, ex.num_ranks()};
   // One result per engine thread, reused layer after layer: dispatch_into keeps its buffers.
@@ -32,7 +28,7 @@ void moe_forward(const MoeWeights& w, const MoeOptions& opt, int hidden, const f
   thread_local comm::DispatchResult engine_thread_result;
   comm::DispatchResult& r = engine_thread_result;
   ex.dispatch_into(r, x, T, H, topk_idx.data(), topk_w.data(), K, placement);
-  double t2 = now_s();
+  double t2 = now_seconds();
 
   // y: one unweighted row per (received row, local slot), ordered by row then slot.
   const int nloc = static_cast<int>(w.local.size());
@@ -66,15 +62,15 @@ void moe_forward(const MoeWeights& w, const MoeOptions& opt, int hidden, const f
                     sizeof(float) * H);
     }
   }
-  double t3 = now_s();
+  double t3 = now_seconds();
   ex.combine(y.data(), std::move(r.handle), out);
-  double t4 = now_s();
+  double t4 = now_seconds();
   if (w.has_shared && T > 0) {
     std::vector<float> shared(static_cast<size_t>(T) * H), scratch;
     mlp_forward(w.shared, x, T, shared.data(), scratch);
     for (size_t i = 0; i < shared.size(); ++i) out[i] += shared[i];
   }
-  double t5 = now_s();
+  double t5 = now_seconds();
   if (stats) {
     stats->router_s += t1 - t0;
     stats->dispatch_s += t2 - t1;

@@ -19,7 +19,7 @@ std::vector<float> rope_inv_freq(const ModelConfig& c) {
   for (int i = 0; i < dim / 2; ++i)
     pos_freqs[i] =
         static_cast<float>(std::pow(base, static_cast<double>(static_cast<float>(2 * i) / dim)));
-  if (c.rope_scaling.type != "yarn") {
+  if (c.rope_scaling.type != RopeType::Yarn) {
     for (int i = 0; i < dim / 2; ++i) out[i] = 1.0f / pos_freqs[i];
     return out;
   }
@@ -44,7 +44,7 @@ std::vector<float> rope_inv_freq(const ModelConfig& c) {
 }
 
 float rope_attention_factor(const ModelConfig& c) {
-  if (c.rope_scaling.type != "yarn") return 1.0f;
+  if (c.rope_scaling.type != RopeType::Yarn) return 1.0f;
   const auto& rs = c.rope_scaling;
   return static_cast<float>(get_mscale(rs.factor, rs.mscale) /
                             get_mscale(rs.factor, rs.mscale_all_dim));

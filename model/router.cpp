@@ -12,8 +12,8 @@ RouterParams RouterParams::from_config(const ModelConfig& c) {
   p.top_k = static_cast<int>(c.num_experts_per_tok);
   p.n_group = static_cast<int>(c.n_group);
   p.topk_group = static_cast<int>(c.topk_group);
-  p.use_sigmoid = c.scoring_func == "sigmoid";
-  p.group_limited = c.topk_method != "greedy";
+  p.use_sigmoid = c.scoring_func == ScoringFunc::Sigmoid;
+  p.group_limited = c.topk_method != TopkMethod::Greedy;
   p.norm_topk_prob = c.norm_topk_prob;
   p.routed_scaling_factor = static_cast<float>(c.routed_scaling_factor);
   return p;

@@ -1,13 +1,17 @@
 // GEMM roofline probe: float32 sgemm (OpenBLAS) and bf16 matmul (oneDNN, weights packed once)
 // on square and on skinny expert-like shapes, one thread. Prints GFLOP/s (median of runs) and
-// the bf16/fp32 ratio; the large-square sgemm figure is the "one-core sgemm peak" used for MFU.
+// the bf16/fp32 ratio; the large-square sgemm figure is the "one-core sgemm peak", the float32
+// roofline. `bench_matmul --bf16-peak` prints only the bf16 roofline: oneDNN's 2048^3 bf16
+// matmul with every OpenMP thread (OMP_NUM_THREADS), the peak MFU is stated against in bf16.
 #include <cblas.h>
 #include <fmt/format.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <chrono>
 #include <dnnl.hpp>
 #include <random>
+#include <string>
 #include <vector>
 
 using namespace dnnl;
@@ -61,10 +65,15 @@ double dnnl_gflops(engine& eng, stream& st, int M, int N, int K, int reps,
 }
 }  // namespace
 
-int main() {
-  openblas_set_num_threads(1);
+int main(int argc, char** argv) {
   engine eng(engine::kind::cpu, 0);
   stream st(eng);
+  if (argc > 1 && std::string(argv[1]) == "--bf16-peak") {
+    const double peak = dnnl_gflops(eng, st, 2048, 2048, 2048, 7, memory::data_type::bf16);
+    fmt::print("bf16 peak (oneDNN 2048^3, {} threads): {:.1f}\n", omp_get_max_threads(), peak);
+    return 0;
+  }
+  openblas_set_num_threads(1);
   fmt::print("one thread; GFLOP/s, median of runs\n");
   const double peak = sgemm_gflops(2048, 2048, 2048, 5);
   fmt::print("sgemm 2048^3 (one-core sgemm peak): {:.1f}\n\n", peak);

@@ -14,10 +14,6 @@ BatchSource::BatchSource(std::vector<Request> requests) {
   }
 }
 
-double BatchSource::elapsed() const {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
-}
-
 void BatchSource::poll(std::vector<Request>& requests, std::vector<int64_t>&) {
   if (submitted_) return;
   submitted_ = true;

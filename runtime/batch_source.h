@@ -5,6 +5,7 @@
 #include <chrono>
 #include <vector>
 
+#include "comm/clock.h"
 #include "runtime/dp_loop.h"
 
 namespace dpep {
@@ -29,8 +30,8 @@ class BatchSource final : public RequestSource {
   void on_event(const RequestEvent& e, int rank) override;
   void on_step(const std::vector<RankStatus>& ranks) override;
 
-  void start_clock() { t0_ = std::chrono::steady_clock::now(); }
-  double elapsed() const;
+  void start_clock() { clock_.restart(); }
+  double elapsed() const { return clock_.seconds(); }
   const std::vector<RequestResult>& results() const { return results_; }
   size_t num_finished() const { return finished_; }
   // Called after each step with (finished, total): progress display.
@@ -40,7 +41,7 @@ class BatchSource final : public RequestSource {
   std::vector<RequestResult> results_;  // index = request id
   bool submitted_ = false;
   size_t finished_ = 0;
-  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
+  Stopwatch clock_;
 };
 
 }  // namespace dpep

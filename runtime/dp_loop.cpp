@@ -8,6 +8,7 @@
 
 #include "runtime/trace_writer.h"
 #include "runtime/wire.h"
+#include "comm/clock.h"
 
 namespace dpep {
 namespace {
@@ -18,9 +19,6 @@ std::string join_ints(const std::vector<int64_t>& v) {
     s += std::to_string(v[i]);
   }
   return s + "]";
-}
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 }  // namespace
 
@@ -118,12 +116,12 @@ void DpLoop::run_impl(RequestSource* source) {
   int64_t step = 0;
   TraceWriter* const trace = opt_.trace;
   if (trace) trace->name_thread("dp loop");
-  loop_start_s_ = now_s();
+  loop_start_s_ = now_seconds();
   for (;; ++step) {
     // 1. Work from rank 0.
-    double tc0 = now_s();
+    double tc0 = now_seconds();
     comm::Blob mine = cp_.scatter_blobs(root ? assign(*source) : std::vector<comm::Blob>{});
-    const double t_scatter = now_s();
+    const double t_scatter = now_seconds();
     {
       wire::Reader rd(mine);
       const uint32_t n = rd.get<uint32_t>();
@@ -136,9 +134,9 @@ void DpLoop::run_impl(RequestSource* source) {
     local.has_work = engine_.has_work();
     local.num_seqs = engine_.num_running() + engine_.num_waiting();
     local.stop = root && source->exhausted() && owner_.empty() && !source->ready();
-    const double t_agree0 = trace ? now_s() : 0;
+    const double t_agree0 = trace ? now_seconds() : 0;
     comm::StepGlobal g = cp_.agree(local);
-    const double t_agree = now_s();
+    const double t_agree = now_seconds();
     totals_.comm_s += t_agree - tc0;
     totals_.steps++;
     if (trace) {
@@ -153,7 +151,7 @@ void DpLoop::run_impl(RequestSource* source) {
       totals_.idle_s += idle.waited.count() / 1000.0;
       if (idle.waited.count() > 0) log_->debug("idle {} ms", idle.waited.count());
       if (trace) {
-        trace->complete("idle", "idle", t_agree, now_s(), "\"reason\":\"all ranks idle\"");
+        trace->complete("idle", "idle", t_agree, now_seconds(), "\"reason\":\"all ranks idle\"");
         trace->flush();
       }
       continue;
@@ -170,7 +168,7 @@ void DpLoop::run_impl(RequestSource* source) {
       totals_.empty_step_s += rep.schedule_s + rep.forward_s + rep.sample_s;
     }
     // 4. Events and status back to rank 0.
-    double tg0 = now_s();
+    double tg0 = now_seconds();
     wire::Writer w;
     w.put<int32_t>(rep.running);
     w.put<int32_t>(rep.waiting);
@@ -181,7 +179,7 @@ void DpLoop::run_impl(RequestSource* source) {
     w.put<uint32_t>(static_cast<uint32_t>(rep.events.size()));
     for (const auto& e : rep.events) wire::put_event(w, e);
     auto all = cp_.gather_blobs(w.bytes());
-    const double tg1 = now_s();
+    const double tg1 = now_seconds();
     totals_.comm_s += tg1 - tg0;
     if (trace) trace_step(step, rep, tc0, tg0, tg1);
     if (root) {
@@ -212,7 +210,7 @@ void DpLoop::run_impl(RequestSource* source) {
     }
     log_step(rep, false);
   }
-  totals_.wall_s = now_s() - loop_start_s_;
+  totals_.wall_s = now_seconds() - loop_start_s_;
   log_->info(
       "loop done: {} steps ({} busy), {} tokens computed, forward {:.3f} s, sampling {:.3f} s, "
       "control plane {:.3f} s, idle wait {:.3f} s",
@@ -252,7 +250,7 @@ RankRunSummary DpLoop::run_summary() const {
   s.steps = totals_.steps;
   s.busy_steps = totals_.busy_steps;
   s.tokens = totals_.rows;
-  s.wall_s = totals_.wall_s > 0 ? totals_.wall_s : now_s() - loop_start_s_;
+  s.wall_s = totals_.wall_s > 0 ? totals_.wall_s : now_seconds() - loop_start_s_;
   s.empty_steps = totals_.empty_steps;
   s.empty_step_s = totals_.empty_step_s;
   const ForwardStats& f = engine_.stats();

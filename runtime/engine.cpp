@@ -4,13 +4,10 @@
 #include <chrono>
 
 #include "runtime/sampler.h"
+#include "comm/clock.h"
 
 namespace dpep {
 namespace {
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
 int pages_for(const EngineConfig& cfg, const Model& m) {
   if (cfg.kv_cache_tokens > 0) return kv_pages_for_tokens(cfg.kv_cache_tokens, cfg.page_size);
   return kv_pages_for_fraction(
@@ -78,7 +75,7 @@ StepReport Engine::step() {
   StepReport rep;
   rep.events = std::move(pending_events_);
   pending_events_.clear();
-  double t0 = now_s();
+  double t0 = now_seconds();
   auto chunks = sched_.schedule();
   // Flatten the step into one batch: rows of each chunk are consecutive.
   ForwardBatch b;
@@ -99,10 +96,10 @@ StepReport Engine::step() {
     (c.len == 1 && c.start > 0 && c.sample ? rep.decode_rows : rep.prefill_rows) += c.len;
   }
   rep.rows = b.num_rows();
-  double t1 = now_s();
+  double t1 = now_seconds();
   std::vector<float> logits;
   model_.forward(b, cache_.view(), ex_, logits, &stats_);
-  double t2 = now_s();
+  double t2 = now_seconds();
   const int V = static_cast<int>(model_.config().vocab_size);
   const int eos = static_cast<int>(model_.config().eos_token_id);
   for (size_t i = 0; i < sample_chunk.size(); ++i) {
@@ -123,7 +120,7 @@ StepReport Engine::step() {
     rep.events.push_back(std::move(ev));
   }
   sched_.postprocess(chunks);
-  double t3 = now_s();
+  double t3 = now_seconds();
   rep.start_s = t0;
   rep.schedule_s = t1 - t0;
   rep.forward_s = t2 - t1;

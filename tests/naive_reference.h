@@ -43,7 +43,7 @@ inline std::vector<double> ref_inv_freq(const ModelConfig& c) {
   for (int i = 0; i < dim / 2; ++i) {
     double base = std::pow(theta, 2.0 * i / dim);
     double extrap = 1 / base;
-    if (c.rope_scaling.type != "yarn") { f[i] = extrap; continue; }
+    if (c.rope_scaling.type != RopeType::Yarn) { f[i] = extrap; continue; }
     const auto& r = c.rope_scaling;
     double interp = 1 / (r.factor * base);
     auto corr = [&](double rot) { return dim * std::log(r.original_max_position_embeddings / (rot * 2 * M_PI)) / (2 * std::log(theta)); };
@@ -87,12 +87,12 @@ inline Mat naive_forward(const ModelConfig& c, const ModelWeights& w, const std:
   const double eps = c.rms_norm_eps;
   auto inv = ref_inv_freq(c);
   double att = 1.0;
-  if (c.rope_scaling.type == "yarn") {
+  if (c.rope_scaling.type == RopeType::Yarn) {
     auto ms = [](double s, double m) { return s <= 1 ? 1.0 : 0.1 * m * std::log(s) + 1; };
     att = ms(c.rope_scaling.factor, c.rope_scaling.mscale) / ms(c.rope_scaling.factor, c.rope_scaling.mscale_all_dim);
   }
   double scale = std::pow(double(qd), -0.5);
-  if (c.rope_scaling.type == "yarn" && c.rope_scaling.factor > 1) {
+  if (c.rope_scaling.type == RopeType::Yarn && c.rope_scaling.factor > 1) {
     double m = 0.1 * c.rope_scaling.mscale_all_dim * std::log(c.rope_scaling.factor) + 1;
     scale *= m * m;
   }

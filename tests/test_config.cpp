@@ -20,7 +20,7 @@ TEST(Config, ReadsFixtureConfigJson) {
   EXPECT_EQ(c.vocab_size, 512);
   EXPECT_EQ(c.hidden_size, 192);
   EXPECT_EQ(c.q_lora_rank, 64);
-  EXPECT_EQ(c.rope_scaling.type, "yarn");
+  EXPECT_EQ(c.rope_scaling.type, dpep::RopeType::Yarn);
   EXPECT_DOUBLE_EQ(c.rope_scaling.factor, 2.0);
   EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 512);
   EXPECT_TRUE(c.is_moe_layer(1));
@@ -34,7 +34,7 @@ TEST(Config, NullQLoraAndRopeParameters) {
     "rope_parameters": {"rope_type": "yarn", "factor": 40, "rope_theta": 5000,
       "original_max_position_embeddings": 4096, "mscale_all_dim": 1}})");
   EXPECT_EQ(c.q_lora_rank, 0);
-  EXPECT_EQ(c.rope_scaling.type, "yarn");
+  EXPECT_EQ(c.rope_scaling.type, dpep::RopeType::Yarn);
   EXPECT_DOUBLE_EQ(c.rope_theta, 5000);
   EXPECT_DOUBLE_EQ(c.rope_scaling.factor, 40);
 }

@@ -74,7 +74,7 @@ TEST(Rope, YarnInvFreqMatchesTheFormulaForV3) {
 TEST(Rope, RotatesAdjacentPairs) {
   ModelConfig c = ModelConfig::preset("tiny");
   c.qk_rope_head_dim = 4;
-  c.rope_scaling.type = "none";
+  c.rope_scaling.type = RopeType::None;
   Rope r(c);  // inv_freq = [1, 0.01]
   float x[4] = {1, 0, 0, 1};
   r.apply(x, 1, 4, 1);

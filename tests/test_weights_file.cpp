@@ -117,7 +117,7 @@ TEST(WeightsFile, ConfigRoundTripsExactly) {
   EXPECT_EQ(r.config().to_fields(), cfg.to_fields());
   EXPECT_EQ(r.config().rms_norm_eps, cfg.rms_norm_eps);
   EXPECT_FALSE(r.config().norm_topk_prob);
-  EXPECT_EQ(r.config().scoring_func, "softmax");
+  EXPECT_EQ(r.config().scoring_func, dpep::ScoringFunc::Softmax);
 }
 
 TEST(WeightsFile, StackedItemsReadByHyperslab) {

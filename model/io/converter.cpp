@@ -15,6 +15,7 @@
 #include "model/io/tensor_convert.h"
 #include "model/io/weights_file.h"
 #include "model/io/weights_schema.h"
+#include "comm/clock.h"
 
 namespace dpep {
 namespace {
@@ -236,7 +237,7 @@ void write_plain(WeightsWriter& w, const TensorSpec& spec, const Piece& p, DType
 
 void write_all(const HfCheckpoint& ck, const ModelConfig& cfg, const std::vector<Job>& jobs,
                const ConvertOptions& opt, ConvertStats& st) {
-  const auto t0 = std::chrono::steady_clock::now();
+  const Stopwatch t0;
   WeightsWriter w(opt.out_path, cfg);
   for (size_t i = 0; i < jobs.size(); ++i) {
     const Job& job = jobs[i];
@@ -265,7 +266,7 @@ void write_all(const HfCheckpoint& ck, const ModelConfig& cfg, const std::vector
       fmt::print(stderr, "[{:>4}/{}] {:<40} {:<18} {:>7} -> {:<6} {:>9.1f} MB  {:6.1f} s\n", i + 1,
                  jobs.size(), spec.name, shape_str(spec.shape), st_dtype_name(job.pieces[0].dtype),
                  dtype_name(job.out), bytes / 1e6,
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+                 t0.seconds());
   }
   for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) {
     const auto p = std::filesystem::path(ck.dir()) / f;
@@ -285,7 +286,7 @@ ConvertDType convert_dtype_from_name(const std::string& s) {
 }
 
 ConvertStats convert_checkpoint(const ConvertOptions& opt) {
-  const auto t0 = std::chrono::steady_clock::now();
+  const Stopwatch t0;
   HfCheckpoint ck(opt.hf_dir);
   ModelConfig cfg;
   try {
@@ -303,7 +304,7 @@ ConvertStats convert_checkpoint(const ConvertOptions& opt) {
     std::filesystem::remove(opt.out_path, ec);
     throw;
   }
-  st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  st.seconds = t0.seconds();
   return st;
 }
 

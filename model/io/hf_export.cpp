@@ -10,6 +10,7 @@
 
 #include "model/io/fp8_block.h"
 #include "model/io/safetensors_writer.h"
+#include "comm/clock.h"
 
 namespace dpep {
 namespace {
@@ -83,11 +84,11 @@ std::string hf_config_json(const ModelConfig& c, DType dtype) {
   j["topk_group"] = c.topk_group;
   j["routed_scaling_factor"] = c.routed_scaling_factor;
   j["norm_topk_prob"] = c.norm_topk_prob;
-  j["scoring_func"] = c.scoring_func;
-  j["topk_method"] = c.topk_method;
+  j["scoring_func"] = to_string(c.scoring_func);
+  j["topk_method"] = to_string(c.topk_method);
   j["rms_norm_eps"] = c.rms_norm_eps;
   j["rope_theta"] = c.rope_theta;
-  if (c.rope_scaling.type == "yarn")
+  if (c.rope_scaling.type == RopeType::Yarn)
     j["rope_scaling"] = {
         {"type", "yarn"},
         {"factor", c.rope_scaling.factor},
@@ -134,7 +135,7 @@ void write_random_hf_checkpoint(const ModelConfig& cfg, const InitOptions& opt,
   }
   nlohmann::ordered_json index;
   index["metadata"] = {{"total_size", total}};
-  const auto t0 = std::chrono::steady_clock::now();
+  const Stopwatch t0;
   for (size_t s = 0; s < shards.size(); ++s) {
     const std::string file =
         fmt::format("model-{:05d}-of-{:05d}.safetensors", s + 1, shards.size());
@@ -154,7 +155,7 @@ void write_random_hf_checkpoint(const ModelConfig& cfg, const InitOptions& opt,
     if (opt.progress)
       fmt::print(stderr, "wrote {} ({} tensors, {:.1f} MB) {:.1f} s\n", file, decls.size(),
                  fs::file_size(fs::path(dir) / file) / 1e6,
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+                 t0.seconds());
   }
   std::ofstream(fs::path(dir) / "model.safetensors.index.json") << index.dump(2);
 }

@@ -11,6 +11,7 @@
 #include "model/io/fp8_block.h"
 #include "model/io/hf_checkpoint.h"
 #include "model/io/weights_file.h"
+#include "comm/clock.h"
 
 namespace dpep {
 namespace {
@@ -114,7 +115,7 @@ EncodedMatrix random_matrix(const TensorSpec& spec, uint64_t seed, int64_t exper
 void write_random_model(const ModelConfig& cfg, const InitOptions& opt, const std::string& out_path,
                         const std::string& tokenizer_dir) {
   cfg.validate();
-  const auto t0 = std::chrono::steady_clock::now();
+  const Stopwatch t0;
   const auto specs = model_tensor_specs(cfg);
   try {
     WeightsWriter w(out_path, cfg);
@@ -147,7 +148,7 @@ void write_random_model(const ModelConfig& cfg, const InitOptions& opt, const st
       if (opt.progress)
         fmt::print(stderr, "[{:>4}/{}] {:<40} {:<8} {:6.1f} s\n", i + 1, specs.size(), spec.name,
                    dtype_name(dt),
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+                   t0.seconds());
     }
     if (!tokenizer_dir.empty()) {
       int copied = 0;

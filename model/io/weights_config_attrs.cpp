@@ -10,32 +10,10 @@
 namespace dpep {
 namespace {
 
-enum class FieldKind { Int, Real, Bool, String };
-
-// The C++ type of each field, found by asking set_field which spellings it accepts, so this
-// file never repeats the field list of config.cpp.
-FieldKind probe_kind(const std::string& key) {
-  ModelConfig c;
-  auto accepts = [&](const char* v) {
-    try {
-      c.set_field(key, v);
-      return true;
-    } catch (const std::invalid_argument&) {
-      return false;
-    }
-  };
-  if (accepts("not-a-number")) return FieldKind::String;
-  if (accepts("0.5")) return FieldKind::Real;
-  if (accepts("2")) return FieldKind::Int;
-  return FieldKind::Bool;
-}
+using FieldKind = ModelConfig::FieldKind;
 
 const std::map<std::string, FieldKind>& field_kinds() {
-  static const auto kinds = [] {
-    std::map<std::string, FieldKind> m;
-    for (const auto& k : ModelConfig::field_names()) m[k] = probe_kind(k);
-    return m;
-  }();
+  static const auto kinds = ModelConfig::field_kinds();
   return kinds;
 }
 
@@ -53,7 +31,7 @@ void write_config_attrs(hid_t obj, const ModelConfig& config, const std::string&
       case FieldKind::Bool:
         h5::write_attr_i8(obj, key, value == "true" ? 1 : 0, file);
         break;
-      case FieldKind::String:
+      case FieldKind::Name:
         h5::write_attr_str(obj, key, value, file);
         break;
     }
@@ -68,7 +46,7 @@ ModelConfig read_config_attrs(hid_t obj, const std::string& file) {
       throw std::runtime_error(fmt::format(
           "{}: missing config attribute '{}' (file from another dpep version?)", file, key));
     const H5T_class_t want = kind == FieldKind::Real     ? H5T_FLOAT
-                             : kind == FieldKind::String ? H5T_STRING
+                             : kind == FieldKind::Name ? H5T_STRING
                                                          : H5T_INTEGER;
     if (cls != want)
       throw std::runtime_error(
@@ -84,7 +62,7 @@ ModelConfig read_config_attrs(hid_t obj, const std::string& file) {
       case FieldKind::Bool:
         v = h5::read_attr_i64(obj, key, file) ? "true" : "false";
         break;
-      case FieldKind::String:
+      case FieldKind::Name:
         v = h5::read_attr_str(obj, key, file);
         break;
     }

@@ -39,7 +39,7 @@ std::vector<TensorSpec> model_tensor_specs(const ModelConfig& c) {
     } else {
       const int64_t E = c.n_routed_experts, I = c.moe_intermediate_size;
       add(p + "moe/gate", hp + "mlp.gate.weight", {E, H}, TensorKind::Router);
-      if (c.topk_method == "noaux_tc")
+      if (c.topk_method == TopkMethod::NoauxTc)
         add(p + "moe/e_score_correction_bias", hp + "mlp.gate.e_score_correction_bias", {E},
             TensorKind::Vector);
       add(p + "moe/experts/gate_proj", hp + "mlp.experts.{e}.gate_proj.weight", {E, I, H},
