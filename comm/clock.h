@@ -7,8 +7,7 @@ namespace dpep {
 
 // Seconds since an arbitrary fixed point; only differences mean anything.
 inline double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 // Seconds since construction or the last restart().

@@ -28,8 +28,8 @@ StepGlobal reduce_steps(std::span<const StepLocal> ranks) {
     g.flags |= s.flags;
   }
   if (step_min != step_max)
-    throw std::logic_error("lock-step lost: ranks are at steps " + std::to_string(step_min) +
-                           ".." + std::to_string(step_max));
+    throw std::logic_error("lock-step lost: ranks are at steps " + std::to_string(step_min) + ".." +
+                           std::to_string(step_max));
   g.step = step_min;
   return g;
 }

@@ -12,13 +12,16 @@
 
 namespace dpep::comm {
 
-// Routed experts split into contiguous equal shards: rank r owns [r*E/R, (r+1)*E/R).
+// Routed experts split into contiguous equal shards: rank r owns [r*E/R, (r+1)*E/R). The one
+// statement of that rule: the loader (which experts a rank reads), the exchange (where a token
+// goes) and the tests all ask this struct.
 struct ExpertPlacement {
   int num_experts = 0;
   int num_ranks = 1;
   int experts_per_rank() const { return num_experts / num_ranks; }
   int owner(int expert) const { return expert / experts_per_rank(); }
   int first_local(int rank) const { return rank * experts_per_rank(); }
+  int local_index(int expert) const { return expert % experts_per_rank(); }  // on its owner
 };
 
 // Counting step, separate from moving payload (DeepEP get_dispatch_layout).

@@ -196,7 +196,7 @@ void MpiExchange::dispatch_into(DispatchResult& r, const float* x, int num_token
     std::memcpy(meta, &t, 4);
     for (size_t j = 0; j < K; ++j) {
       const int e = topk_idx[t * K + j];
-      const int local = (e >= 0 && placement.owner(e) == owner) ? e - owner * per_rank : -1;
+      const int local = (e >= 0 && placement.owner(e) == owner) ? placement.local_index(e) : -1;
       std::memcpy(meta + 4 * (1 + j), &local, 4);
     }
     std::memcpy(meta + 4 * (1 + K), topk_weights + t * K, 4 * K);
@@ -265,7 +265,6 @@ void MpiExchange::combine(const float* y, DispatchHandle&& handle, float* out) {
   if (h.placement.num_ranks != R) throw std::invalid_argument("MpiExchange: foreign handle");
   const RowTypes& ty = row_types(h.hidden, h.topk);
   const size_t H = h.hidden, K = h.topk;
-  const int per_rank = h.placement.experts_per_rank();
 
   // Home side: slot rows expected back from rank r = slots of rows sent to r that r owns.
   ccount_.assign(R, 0);
@@ -273,7 +272,7 @@ void MpiExchange::combine(const float* y, DispatchHandle&& handle, float* out) {
     for (int n = 0; n < h.send_counts[r]; ++n, ++i)
       for (size_t j = 0; j < K; ++j) {
         const int e = h.topk_idx[h.send_token[i] * K + j];
-        ccount_[r] += e >= 0 && e / per_rank == r;
+        ccount_[r] += e >= 0 && h.placement.owner(e) == r;
       }
   int num_back = 0;
   for (int c : ccount_) num_back += c;
@@ -298,7 +297,7 @@ void MpiExchange::combine(const float* y, DispatchHandle&& handle, float* out) {
       const size_t t = h.send_token[i];
       for (size_t j = 0; j < K; ++j) {
         const int e = h.topk_idx[t * K + j];
-        if (e < 0 || e / per_rank != r) continue;
+        if (e < 0 || h.placement.owner(e) != r) continue;
         slot_rows_[t * K + j] = row;
         row += H;
       }

@@ -34,6 +34,17 @@ int run_convert(int argc, char** argv) {
   fmt::print(stderr,
              "converted {} tensors ({:.1f} MB read, largest tensor {} bytes) into {} in {:.1f} s\n",
              st.tensors, st.bytes_read / 1e6, st.largest_piece, out, st.seconds);
+  if (!st.mtp_note.empty()) fmt::print(stderr, "{}", st.mtp_note);
+  if (st.mtp_layers > 0)
+    fmt::print(stderr,
+               "MTP: kept {} layer(s) of multi-token prediction (checkpoint layers {}.., {} "
+               "datasets under mtp/) for a later speculative decoder; dpep does not load them\n",
+               st.mtp_layers, st.mtp_layer_first, st.mtp_tensors);
+  else if (st.mtp_declared > 0)
+    fmt::print(stderr,
+               "MTP: config.json declares {} MTP layer(s); none kept (the file's "
+               "num_nextn_predict_layers is 0)\n",
+               st.mtp_declared);
   return 0;
 }
 

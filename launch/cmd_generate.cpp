@@ -67,6 +67,7 @@ int run_generate(int argc, char** argv) {
   RankRuntime rt = setup_rank(&argc, &argv, margs, rargs);
   defs.tokenizer = rt.tokenizer.get();
   defs.chat = rt.chat.get();
+  defs.vocab_size = static_cast<int>(rt.model->config().vocab_size);
   std::unique_ptr<BatchSource> source;
   agree_or_throw(
       *rt.cp,

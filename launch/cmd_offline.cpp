@@ -90,6 +90,7 @@ int run_offline(int argc, char** argv) {
   RankRuntime rt = setup_rank(&argc, &argv, margs, rargs);
   defs.tokenizer = rt.tokenizer.get();
   defs.chat = rt.chat.get();
+  defs.vocab_size = static_cast<int>(rt.model->config().vocab_size);
   const auto hosts = gather_hosts(*rt.cp, rt.id.host);
   const ModelConfig& cfg = rt.model->config();
   std::unique_ptr<BatchSource> source;

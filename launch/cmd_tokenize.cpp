@@ -57,10 +57,10 @@ nlohmann::ordered_json answer(const Tokenizer& tok, const std::optional<ChatTemp
     ids = tok.encode(in["text"].get_ref<const std::string&>(), add_special);
   } else if (in.contains("messages")) {
     if (!chat) throw std::runtime_error("the tokenizer has no DeepSeek chat template");
-    const auto messages = dpep::text::parse_chat_messages(in["messages"]);
-    const bool gen = in.value("add_generation_prompt", false);
-    chat_text = chat->render(messages, gen);
-    ids = tok.encode(chat_text, false);
+    auto p = dpep::text::encode_chat(tok, *chat, in["messages"],
+                                     in.value("add_generation_prompt", false));
+    chat_text = std::move(p.text);
+    ids = std::move(p.ids);
   } else {
     throw std::runtime_error("expected \"text\" or \"messages\"");
   }

@@ -7,6 +7,7 @@
 #include <exception>
 
 #include "launch/command.h"
+#include "launch/openblas_core.h"
 
 namespace dpep {
 std::map<std::string, Command>& command_table() {
@@ -23,6 +24,9 @@ static void print_usage() {
 }
 
 int main(int argc, char** argv) {
+  // First, before MPI_Init and before any thread of ours: OpenBLAS reads OPENBLAS_CORETYPE only
+  // when it loads, so fixing a fallback core choice needs a fresh process image.
+  dpep::openblas_reexec_if_needed(argv);
   // Activation buffers of a forward pass are large and short-lived: keep freed memory in the
   // heap instead of unmapping it, so the next step does not page-fault it back in.
   mallopt(M_MMAP_THRESHOLD, 1 << 30);

@@ -7,6 +7,8 @@
 #include <chrono>
 
 #include "comm/mpi_exchange.h"
+#include "launch/memory_check.h"
+#include "launch/openblas_core.h"
 #include "model/io/random_init.h"
 #include "model/io/weights_file.h"
 #include "runtime/tokenizer/preset_tokenizer.h"
@@ -64,6 +66,7 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
         omp_set_num_threads(rt.id.threads);
         openblas_set_num_threads(rt.id.threads);
         rt.log = open_rank_log(rargs.log_dir, rt.id, rargs.log_level);
+        rt.log->info("OpenBLAS core: {}", openblas_core_description());
         if (!rargs.trace_dir.empty())
           rt.trace = std::make_unique<TraceWriter>(rargs.trace_dir, rt.id.rank, rt.id.host);
       },
@@ -78,6 +81,14 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
       [&] {
         rt.model_path =
             margs.model.empty() ? ensure_preset_file(margs.preset, margs.preset_seed) : margs.model;
+      },
+      "finding the model");
+  // Before any weight is read: stops every rank if this host's ranks would not fit.
+  const MemoryPlan plan =
+      check_memory_plan(*rt.mpi, *rt.cp, *rt.log, rt.model_path, margs, rargs, rt.id.threads);
+  agree_or_throw(
+      *rt.cp,
+      [&] {
         WeightsReader file(rt.model_path);
         const ModelConfig& c = file.config();
         // Checked before any weight is read.
@@ -106,8 +117,7 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
         ec.max_batch_size = rargs.max_batch_size;
         ec.max_prefill_tokens = rargs.max_prefill_tokens;
         ec.page_size = rargs.page_size;
-        ec.kv_cache_tokens = rargs.kv_cache_tokens;
-        ec.cache_max_entry_count = rargs.cache_max_entry_count / std::max(1, info.local_size);
+        ec.kv_cache_tokens = plan.kv_tokens;  // what the memory plan checked
         rt.engine = std::make_unique<Engine>(*rt.model, *rt.ex, ec);
       },
       "loading the model");
@@ -119,7 +129,8 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
       "model {}: {} layers, hidden {}, {} routed experts ({} on this rank from {}), "
       "{:.1f} MB of weights on this rank, loaded in {:.2f} s",
       rt.model_path, c.num_hidden_layers, c.hidden_size, c.n_routed_experts,
-      c.n_routed_experts / info.size, c.n_routed_experts / info.size * info.rank,
+      rt.model->shard().placement(c.n_routed_experts).experts_per_rank(),
+      rt.model->shard().placement(c.n_routed_experts).first_local(info.rank),
       rt.model->weight_bytes() / 1e6, rt.load_s);
   rt.log->info(
       "KV cache: {} pages of {} tokens ({:.1f} MB)", rt.engine->blocks().num_pages(),

@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <climits>
 #include <fstream>
 
+#include "runtime/sampling_json.h"
 #include "runtime/tokenizer/chat_template.h"
 #include "runtime/tokenizer/tokenizer.h"
 
@@ -33,35 +35,26 @@ Request request_from_json(const nlohmann::json& j, int64_t index, const RequestD
         if (!d.chat)
           throw std::invalid_argument(
               "'messages' need a chat template in the model's tokenizer_config.json");
-        const auto msgs = text::parse_chat_messages(j["messages"]);
-        r.prompt = d.tokenizer->encode(d.chat->render(msgs, j.value("add_generation_prompt", true)),
-                                       false);
+        r.prompt = text::encode_chat(*d.tokenizer, *d.chat, j["messages"],
+                                     j.value("add_generation_prompt", true))
+                       .ids;
       }
     } else {
       throw std::invalid_argument("a request needs 'input_ids', 'prompt' or 'messages'");
     }
     auto& s = r.sampling;
-    if (j.contains("max_tokens")) s.max_tokens = j["max_tokens"].get<int>();
-    if (j.contains("temperature")) s.temperature = j["temperature"].get<float>();
-    if (j.contains("top_p")) s.top_p = j["top_p"].get<float>();
-    if (j.contains("top_k")) s.top_k = j["top_k"].get<int>();
-    if (j.contains("min_p")) s.min_p = j["min_p"].get<float>();
-    if (j.contains("seed")) s.seed = j["seed"].get<int64_t>();
-    if (j.contains("ignore_eos")) s.ignore_eos = j["ignore_eos"].get<bool>();
-    if (j.contains("stop_token_ids"))
-      s.stop_token_ids = j["stop_token_ids"].get<std::vector<int>>();
-    if (j.contains("top_logprobs")) s.top_logprobs = j["top_logprobs"].get<int>();
+    read_sampling_fields(j, s, d.vocab_size);  // the same rules as the HTTP API
+    const int64_t max_tokens = json_int_field(j, "max_tokens", s.max_tokens);
+    if (max_tokens < 0 || max_tokens > INT32_MAX)
+      throw RequestFieldError("max_tokens", "'max_tokens' must be >= 0");
+    s.max_tokens = static_cast<int>(max_tokens);
+    const int64_t top_logprobs = json_int_field(j, "top_logprobs", s.top_logprobs);
+    if (top_logprobs < 0 || top_logprobs > 20)
+      throw RequestFieldError("top_logprobs", "'top_logprobs' must be in [0, 20]");
+    s.top_logprobs = static_cast<int>(top_logprobs);
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(fmt::format("a field has the wrong type: {}", e.what()));
   }
-  const auto& s = r.sampling;
-  if (s.max_tokens < 0) throw std::invalid_argument("max_tokens must be >= 0");
-  if (s.temperature < 0) throw std::invalid_argument("temperature must be >= 0");
-  if (!(s.top_p > 0 && s.top_p <= 1)) throw std::invalid_argument("top_p must be in (0, 1]");
-  if (s.top_k < 0) throw std::invalid_argument("top_k must be >= 0");
-  if (s.min_p < 0 || s.min_p > 1) throw std::invalid_argument("min_p must be in [0, 1]");
-  if (s.top_logprobs < 0 || s.top_logprobs > 20)
-    throw std::invalid_argument("top_logprobs must be in [0, 20]");
   return r;
 }
 

@@ -19,6 +19,7 @@ struct RequestDefaults {
   SamplingParams sampling;
   const text::Tokenizer* tokenizer = nullptr;
   const text::ChatTemplate* chat = nullptr;
+  int vocab_size = 0;  // > 0: top_k and stop_token_ids are checked against it
 };
 
 // Reads one input line: {"id", "input_ids": [...] | "prompt": "text" | "messages": [...],

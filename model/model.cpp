@@ -80,7 +80,8 @@ ModelWeights load_model_weights(const WeightsReader& f, const ExpertShard& shard
       L.mlp = read_mlp(f, p + "mlp/", c.intermediate_size, H);
     } else {
       const int64_t E = c.n_routed_experts, I = c.moe_intermediate_size;
-      const int64_t per = E / shard.num_ranks, first = per * shard.rank;
+      const comm::ExpertPlacement placement = shard.placement(static_cast<int>(E));
+      const int64_t per = placement.experts_per_rank(), first = placement.first_local(shard.rank);
       L.moe.gate = f.read_f32(p + "moe/gate", {E, H});
       if (f.has(p + "moe/e_score_correction_bias"))
         L.moe.bias = f.read_f32(p + "moe/e_score_correction_bias", {E});
@@ -91,6 +92,7 @@ ModelWeights load_model_weights(const WeightsReader& f, const ExpertShard& shard
       auto g = f.read_items_f32(p + "moe/experts/gate_proj", first, per, {I, H});
       auto u = f.read_items_f32(p + "moe/experts/up_proj", first, per, {I, H});
       auto d = f.read_items_f32(p + "moe/experts/down_proj", first, per, {H, I});
+      L.moe.placement = placement;
       L.moe.first_local = static_cast<int>(first);
       for (int64_t e = 0; e < per; ++e) {
         const size_t off = static_cast<size_t>(e) * I * H;

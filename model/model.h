@@ -17,10 +17,12 @@ namespace dpep {
 
 class WeightsReader;
 
-// Which routed experts this process holds: rank r of R owns [r*E/R, (r+1)*E/R).
+// Which routed experts this process holds: rank `rank` of `num_ranks`, under the one placement
+// rule (comm::ExpertPlacement) that the exchange routes by.
 struct ExpertShard {
   int rank = 0;
   int num_ranks = 1;
+  comm::ExpertPlacement placement(int num_experts) const { return {num_experts, num_ranks}; }
 };
 
 struct LayerWeights {

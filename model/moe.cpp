@@ -19,10 +19,12 @@ void moe_forward(const MoeWeights& w, const MoeOptions& opt, int hidden, const f
   std::vector<float> topk_w(static_cast<size_t>(T) * K);
   route(opt.router, logits.data(), w.bias.empty() ? nullptr : w.bias.data(), T, topk_idx.data(),
         topk_w.data());
-  if (opt.simulate_perfect_eplb) simulate_perfect_eplb(topk_idx.data(), T, K, E, ex.num_ranks());
+  const comm::ExpertPlacement& placement = w.placement;
+  if (placement.num_experts != E || placement.num_ranks != ex.num_ranks())
+    throw std::logic_error("moe_forward: weights were loaded for another expert placement");
+  if (opt.simulate_perfect_eplb) simulate_perfect_eplb(topk_idx.data(), T, K, placement);
   double t1 = now_seconds();
 
-  comm::ExpertPlacement placement{E, ex.num_ranks()};
   // One result per engine thread, reused layer after layer: dispatch_into keeps its buffers.
   // (A reference, so that the expert threads below read the engine thread's result.)
   thread_local comm::DispatchResult engine_thread_result;

@@ -15,6 +15,7 @@ struct MoeWeights {
   std::vector<float> bias;        // [E] e_score_correction_bias, empty if absent
   std::vector<MlpWeights> local;  // experts [first_local, first_local + local.size())
   int first_local = 0;
+  comm::ExpertPlacement placement;  // the placement the weights were loaded for
   bool has_shared = false;
   MlpWeights shared;  // width I * n_shared
 };

@@ -21,15 +21,16 @@ struct PresetRow {
 
 constexpr PresetRow kPresets[] = {
     // name   vocab   hidden dense  expert layers 1st-dense heads q_lora kv_lora nope rope v
-    //        experts topk shared groups topk-groups max_pos nextn  routed-scale yarn-factor/original
-    {"v3", 129280, 7168, 18432, 2048, 61, 3, 128, 1536, 512, 128, 64, 128,  //
-     256, 8, 1, 8, 4, 163840, 1, 2.5, 40, 4096},
-    {"bench", 16384, 1024, 2816, 256, 8, 1, 16, 384, 256, 64, 32, 64,  //
-     64, 6, 1, 8, 4, 16384, 0, 2.5, 40, 4096},
-    {"small", 4096, 512, 1408, 128, 4, 1, 8, 192, 128, 32, 16, 32,  //
-     16, 4, 1, 4, 2, 8192, 0, 2.5, 40, 4096},
-    {"tiny", 512, 64, 128, 32, 3, 1, 4, 32, 16, 16, 8, 16,  //
-     8, 2, 1, 2, 1, 2048, 0, 1.5, 2, 512},
+    //        experts topk shared groups topk-groups max_pos nextn  routed-scale
+    //        yarn-factor/original
+    {"v3", 129280, 7168, 18432, 2048, 61,     3, 128, 1536, 512, 128, 64, 128,  //
+     256,  8,      1,    8,     4,    163840, 1, 2.5, 40,   4096},
+    {"bench", 16384, 1024, 2816, 256, 8,     1, 16,  384, 256, 64, 32, 64,  //
+     64,      6,     1,    8,    4,   16384, 0, 2.5, 40,  4096},
+    {"small", 4096, 512, 1408, 128, 4,    1, 8,   192, 128, 32, 16, 32,  //
+     16,      4,    1,   4,    2,   8192, 0, 2.5, 40,  4096},
+    {"tiny", 512, 64, 128, 32, 3,    1, 4,   32, 16, 16, 8, 16,  //
+     8,      2,   1,  2,   1,  2048, 0, 1.5, 2,  512},
 };
 
 }  // namespace
@@ -41,7 +42,8 @@ ModelConfig ModelConfig::preset(const std::string& name) {
     if (name == r.name) row = &r;
     known += known.empty() ? r.name : std::string(", ") + r.name;
   }
-  if (!row) throw std::invalid_argument(fmt::format("unknown preset '{}' (known: {})", name, known));
+  if (!row)
+    throw std::invalid_argument(fmt::format("unknown preset '{}' (known: {})", name, known));
   ModelConfig c;
   c.vocab_size = row->vocab;
   c.hidden_size = row->hidden;

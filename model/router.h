@@ -4,6 +4,7 @@
 #pragma once
 #include <vector>
 
+#include "comm/expert_exchange.h"
 #include "model/config.h"
 
 namespace dpep {
@@ -23,6 +24,6 @@ void route(const RouterParams& p, const float* logits, const float* bias, int T,
            float* topk_w);
 
 // --simulate-perfect-eplb: idx[t][j] = ((t*k + j) mod R) * (E / R); the weights stay.
-void simulate_perfect_eplb(int* topk_idx, int T, int top_k, int num_experts, int num_ranks);
+void simulate_perfect_eplb(int* topk_idx, int T, int top_k, const comm::ExpertPlacement& placement);
 
 }  // namespace dpep

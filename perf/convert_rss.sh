@@ -9,7 +9,7 @@ DPEP=${1:-build/dpep}
 WORK=${2:-$(mktemp -d /tmp/dpep_convert_rss.XXXX)}
 DTYPE=${DTYPE:-bf16}           # checkpoint dtype: bf16, fp32 or fp8
 CONVERT_DTYPE=${CONVERT_DTYPE:-keep}
-SETS=${SETS:-"--set num_hidden_layers=2 --set first_k_dense_replace=1 --set n_routed_experts=16 --set n_group=8 --set topk_group=4"}
+SETS=${SETS:-"--set num_hidden_layers=2 --set first_k_dense_replace=1 --set n_routed_experts=16 --set n_group=8 --set topk_group=4 --set num_nextn_predict_layers=0"}
 TIME=/usr/bin/time
 [ -x "$TIME" ] || { echo "needs GNU time (apt-get install time)"; exit 2; }
 mkdir -p "$WORK"

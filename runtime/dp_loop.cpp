@@ -6,9 +6,9 @@
 #include <chrono>
 #include <random>
 
+#include "comm/clock.h"
 #include "runtime/trace_writer.h"
 #include "runtime/wire.h"
-#include "comm/clock.h"
 
 namespace dpep {
 namespace {
@@ -66,28 +66,21 @@ std::vector<comm::Blob> DpLoop::assign(RequestSource& source) {
   std::vector<Request> reqs;
   std::vector<int64_t> aborts;
   source.poll(reqs, aborts);
-  std::vector<wire::Writer> w(cp_.size());
-  std::vector<std::vector<Request>> per_rank(cp_.size());
-  std::vector<std::vector<int64_t>> aborts_per_rank(cp_.size());
+  std::vector<wire::Assignment> per_rank(cp_.size());
   for (auto& r : reqs) {
     const int k = pick_rank(r);
     const int64_t tokens = static_cast<int64_t>(r.prompt.size()) + r.sampling.max_tokens;
     owner_[r.id] = {k, tokens};
     ranks_[k].outstanding_requests++;
     ranks_[k].outstanding_tokens += tokens;
-    per_rank[k].push_back(std::move(r));
+    per_rank[k].requests.push_back(std::move(r));
   }
   for (int64_t id : aborts) {
     auto it = owner_.find(id);
-    if (it != owner_.end()) aborts_per_rank[it->second.first].push_back(id);
+    if (it != owner_.end()) per_rank[it->second.first].aborts.push_back(id);
   }
   std::vector<comm::Blob> blobs(cp_.size());
-  for (int k = 0; k < cp_.size(); ++k) {
-    w[k].put<uint32_t>(static_cast<uint32_t>(per_rank[k].size()));
-    for (const auto& r : per_rank[k]) wire::put_request(w[k], r);
-    w[k].put_vec(aborts_per_rank[k]);
-    blobs[k] = std::move(w[k].bytes());
-  }
+  for (int k = 0; k < cp_.size(); ++k) blobs[k] = wire::encode(per_rank[k]);
   return blobs;
 }
 
@@ -123,10 +116,9 @@ void DpLoop::run_impl(RequestSource* source) {
     comm::Blob mine = cp_.scatter_blobs(root ? assign(*source) : std::vector<comm::Blob>{});
     const double t_scatter = now_seconds();
     {
-      wire::Reader rd(mine);
-      const uint32_t n = rd.get<uint32_t>();
-      for (uint32_t i = 0; i < n; ++i) engine_.add(wire::get_request(rd));
-      for (int64_t id : rd.get_vec<int64_t>()) engine_.abort(id);
+      wire::Assignment work = wire::decode<wire::Assignment>(mine);
+      for (auto& r : work.requests) engine_.add(std::move(r));
+      for (int64_t id : work.aborts) engine_.abort(id);
     }
     // 2. Agreement: run, idle, or stop — decided from global data only.
     comm::StepLocal local;
@@ -169,32 +161,23 @@ void DpLoop::run_impl(RequestSource* source) {
     }
     // 4. Events and status back to rank 0.
     double tg0 = now_seconds();
-    wire::Writer w;
-    w.put<int32_t>(rep.running);
-    w.put<int32_t>(rep.waiting);
-    w.put<int32_t>(rep.kv_used_pages);
-    w.put<int32_t>(rep.kv_total_pages);
-    w.put<int32_t>(rep.rows);
-    w.put<double>(rep.forward_s);
-    w.put<uint32_t>(static_cast<uint32_t>(rep.events.size()));
-    for (const auto& e : rep.events) wire::put_event(w, e);
-    auto all = cp_.gather_blobs(w.bytes());
+    wire::StepStatus status{rep.running, rep.waiting,   rep.kv_used_pages,    rep.kv_total_pages,
+                            rep.rows,    rep.forward_s, std::move(rep.events)};
+    auto all = cp_.gather_blobs(wire::encode(status));
     const double tg1 = now_seconds();
     totals_.comm_s += tg1 - tg0;
     if (trace) trace_step(step, rep, tc0, tg0, tg1);
     if (root) {
       for (int k = 0; k < cp_.size(); ++k) {
-        wire::Reader rd(all[k]);
+        wire::StepStatus got = wire::decode<wire::StepStatus>(all[k]);
         RankStatus& st = ranks_[k];
-        st.running = rd.get<int32_t>();
-        st.waiting = rd.get<int32_t>();
-        st.kv_used_pages = rd.get<int32_t>();
-        st.kv_total_pages = rd.get<int32_t>();
-        st.rows = rd.get<int32_t>();
-        st.forward_s = rd.get<double>();
-        const uint32_t n = rd.get<uint32_t>();
-        for (uint32_t i = 0; i < n; ++i) {
-          RequestEvent e = wire::get_event(rd);
+        st.running = got.running;
+        st.waiting = got.waiting;
+        st.kv_used_pages = got.kv_used_pages;
+        st.kv_total_pages = got.kv_total_pages;
+        st.rows = got.rows;
+        st.forward_s = got.forward_s;
+        for (RequestEvent& e : got.events) {
           if (e.finish != FinishReason::None) {
             auto it = owner_.find(e.id);
             if (it != owner_.end()) {
@@ -356,31 +339,21 @@ std::string DpLoop::summary(const std::string& host) {
   int64_t pairs = 0;
   for (const auto& m : engine_.stats().moe)
     for (int64_t v : m.local_expert_tokens) pairs += v;
-  wire::Writer w;
-  w.put_str(host);
-  w.put(totals_.busy_steps);
-  w.put(totals_.rows);
-  w.put(totals_.forward_s);
-  w.put(totals_.comm_s);
-  w.put(totals_.idle_s);
-  w.put(pairs);
-  auto all = cp_.gather_blobs(w.bytes());
+  const wire::RankSummary mine{host,           totals_.busy_steps, totals_.rows, totals_.forward_s,
+                               totals_.comm_s, totals_.idle_s,     pairs};
+  auto all = cp_.gather_blobs(wire::encode(mine));
   if (!cp_.is_root()) return "";
   std::string out;
   int64_t max_pairs = 0, sum_pairs = 0;
   for (int k = 0; k < static_cast<int>(all.size()); ++k) {
-    wire::Reader rd(all[k]);
-    const std::string h = rd.get_str();
-    const auto steps = rd.get<int64_t>();
-    const auto rows = rd.get<int64_t>();
-    const double fwd = rd.get<double>(), comm = rd.get<double>(), idle = rd.get<double>();
-    const auto p = rd.get<int64_t>();
+    const auto r = wire::decode<wire::RankSummary>(all[k]);
+    const auto p = r.routed_pairs;
     max_pairs = std::max(max_pairs, p);
     sum_pairs += p;
     out += fmt::format(
         "rank {} ({}): {} steps, {} tokens computed, forward {:.2f} s, control plane {:.2f} s, "
         "idle {:.2f} s, routed expert pairs {}\n",
-        k, h, steps, rows, fwd, comm, idle, p);
+        k, r.host, r.busy_steps, r.rows, r.forward_s, r.comm_s, r.idle_s, p);
   }
   const double mean = all.empty() ? 0 : double(sum_pairs) / all.size();
   out += fmt::format("expert load balance: max/mean routed pairs per rank = {:.3f}\n",

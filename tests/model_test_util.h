@@ -49,15 +49,17 @@ inline ModelWeights random_weights(const ModelConfig& c, uint32_t seed, const Ex
     if (!L.is_moe) {
       L.mlp = mlp(c.intermediate_size);
     } else {
-      const int E = c.n_routed_experts, per = E / shard.num_ranks;
+      const int E = c.n_routed_experts;
+      const comm::ExpertPlacement placement = shard.placement(E);
       L.moe.gate = randn(size_t(E) * H, 0.3f, g);
       L.moe.bias = randn(E, 0.05f, g);
       // Draw every expert so that all shards of one seed hold the same weights.
       for (int e = 0; e < E; ++e) {
         auto m = mlp(c.moe_intermediate_size);
-        if (e / per == shard.rank) L.moe.local.push_back(std::move(m));
+        if (placement.owner(e) == shard.rank) L.moe.local.push_back(std::move(m));
       }
-      L.moe.first_local = per * shard.rank;
+      L.moe.first_local = placement.first_local(shard.rank);
+      L.moe.placement = placement;
       if (c.n_shared_experts > 0) {
         L.moe.has_shared = true;
         L.moe.shared = mlp(c.moe_intermediate_size * c.n_shared_experts);

@@ -173,8 +173,8 @@ TEST(MpiExchange, StampedRowsArriveWhereTheyShould) {
         std::vector<int> local(K, -1);
         bool any = false;
         for (int j = 0; j < K; ++j)
-          if (int e = s.idx[t * K + j]; e >= 0 && e / per == me) {
-            local[j] = e - me * per;
+          if (int e = s.idx[t * K + j]; e >= 0 && p.owner(e) == me) {
+            local[j] = p.local_index(e);
             per_expert[local[j]]++;
             any = true;
           }

@@ -53,7 +53,7 @@ TEST(Router, ExpertsOutsideKeptGroupsScoreZeroNotMinusInfinity) {
 
 TEST(Router, SimulatedPerfectBalance) {
   int idx[3 * 4] = {};
-  simulate_perfect_eplb(idx, 3, 4, 16, 2);  // idx[i] = (i mod 2) * 8
+  simulate_perfect_eplb(idx, 3, 4, comm::ExpertPlacement{16, 2});  // idx[i] = (i mod 2) * 8
   for (int i = 0; i < 12; ++i) EXPECT_EQ(idx[i], (i % 2) * 8);
 }
 

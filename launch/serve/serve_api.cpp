@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "runtime/sampling_json.h"
+
 namespace dpep {
 
 using nlohmann::json;
@@ -45,31 +47,23 @@ const json* field(const json& j, const std::string& name) {
   return &*it;
 }
 
-double get_number(const json& j, const std::string& name, double def) {
-  const json* v = field(j, name);
-  if (!v) return def;
-  if (!v->is_number()) throw bad_request(fmt::format("'{}' must be a number", name), name);
-  const double x = v->get<double>();
-  if (!std::isfinite(x)) throw bad_request(fmt::format("'{}' must be finite", name), name);
-  return x;
-}
-
-int64_t get_int(const json& j, const std::string& name, int64_t def) {
-  const json* v = field(j, name);
-  if (!v) return def;
-  if (v->is_number_integer()) return v->get<int64_t>();
-  if (v->is_number_float()) {
-    const double x = v->get<double>();
-    if (std::isfinite(x) && x == std::floor(x) && std::fabs(x) < 9e15) return static_cast<int64_t>(x);
+// The shared readers (runtime/sampling_json.h), with their errors as HTTP 400s.
+template <typename F>
+auto as_api_error(F&& f) {
+  try {
+    return f();
+  } catch (const RequestFieldError& e) {
+    throw bad_request(e.what(), e.field());
   }
-  throw bad_request(fmt::format("'{}' must be an integer", name), name);
 }
-
+double get_number(const json& j, const std::string& name, double def) {
+  return as_api_error([&] { return json_number_field(j, name, def); });
+}
+int64_t get_int(const json& j, const std::string& name, int64_t def) {
+  return as_api_error([&] { return json_int_field(j, name, def); });
+}
 bool get_bool(const json& j, const std::string& name, bool def) {
-  const json* v = field(j, name);
-  if (!v) return def;
-  if (!v->is_boolean()) throw bad_request(fmt::format("'{}' must be true or false", name), name);
-  return v->get<bool>();
+  return as_api_error([&] { return json_bool_field(j, name, def); });
 }
 
 std::vector<int> get_token_ids(const json& v, const std::string& name) {
@@ -127,27 +121,11 @@ void check_model(const json& j, const ServeLimits& lim, ApiRequest& a) {
 // The sampling fields every endpoint shares (OpenAI names; /generate's sampling_params too).
 void read_sampling(const json& j, ApiRequest& a, const ServeLimits& lim) {
   SamplingParams& s = a.request.sampling;
-  s.temperature = static_cast<float>(get_number(j, "temperature", 1.0));
-  if (s.temperature < 0) throw bad_request("'temperature' must be >= 0", "temperature");
-  s.top_p = static_cast<float>(get_number(j, "top_p", 1.0));
-  if (!(s.top_p > 0 && s.top_p <= 1)) throw bad_request("'top_p' must be in (0, 1]", "top_p");
-  const int64_t top_k = get_int(j, "top_k", 0);
-  if (top_k < -1 || top_k > lim.vocab_size)
-    throw bad_request(fmt::format("'top_k' must be -1, 0 (off) or in [1, {}]", lim.vocab_size), "top_k");
-  s.top_k = top_k < 0 ? 0 : static_cast<int>(top_k);
-  s.min_p = static_cast<float>(get_number(j, "min_p", 0.0));
-  if (s.min_p < 0 || s.min_p > 1) throw bad_request("'min_p' must be in [0, 1]", "min_p");
-  s.seed = get_int(j, "seed", -1);
-  if (field(j, "seed") && s.seed < 0) throw bad_request("'seed' must be >= 0", "seed");
-  s.ignore_eos = get_bool(j, "ignore_eos", false);
-  if (const json* v = field(j, "stop_token_ids")) {
-    s.stop_token_ids = get_token_ids(*v, "stop_token_ids");
-    for (int t : s.stop_token_ids)
-      if (t < 0 || t >= lim.vocab_size)
-        throw bad_request(
-            fmt::format("stop token id {} is outside the vocabulary [0, {})", t, lim.vocab_size),
-            "stop_token_ids");
-  }
+  s.temperature = 1.0f;  // OpenAI's default; the JSONL files default to the command line's
+  as_api_error([&] {
+    read_sampling_fields(j, s, lim.vocab_size);
+    return 0;
+  });
   a.stop = get_stop_strings(j);
   if (!a.stop.empty() && !lim.tokenizer)
     throw bad_request("'stop' strings need a tokenizer: this model file has none (use stop_token_ids)",
@@ -261,16 +239,13 @@ ApiRequest parse_chat_request(const json& j, const ServeLimits& lim) {
   const json* m = field(j, "messages");
   if (!m || !m->is_array() || m->empty())
     throw bad_request("'messages' must be a non-empty list of {role, content}", "messages");
-  std::string text;
+  const bool add_generation_prompt = get_bool(j, "add_generation_prompt", true);
   try {
-    auto msgs = text::parse_chat_messages(*m);
-    text = lim.chat_template->render(msgs, get_bool(j, "add_generation_prompt", true));
-  } catch (const ApiError&) {
-    throw;
+    a.request.prompt =
+        text::encode_chat(*lim.tokenizer, *lim.chat_template, *m, add_generation_prompt).ids;
   } catch (const std::exception& e) {
     throw bad_request(e.what(), "messages");
   }
-  a.request.prompt = lim.tokenizer->encode(text, false);  // the template writes its own BOS
   read_sampling(j, a, lim);
   read_stream(j, a);
   SamplingParams& s = a.request.sampling;

@@ -65,14 +65,13 @@ void ServeHttp::Impl::tokenize(const httplib::Request& req, httplib::Response& r
   std::vector<int> ids;
   if (j.contains("messages")) {
     if (!limits.chat_template) throw ApiError(501, "this model's tokenizer has no chat template");
-    std::string text;
     try {
-      auto msgs = text::parse_chat_messages(j["messages"]);
-      text = limits.chat_template->render(msgs, j.value("add_generation_prompt", true));
+      ids = text::encode_chat(*limits.tokenizer, *limits.chat_template, j["messages"],
+                              j.value("add_generation_prompt", true))
+                .ids;
     } catch (const std::exception& e) {
       throw bad_request(e.what(), "messages");
     }
-    ids = limits.tokenizer->encode(text, false);
   } else {
     if (!j.contains("prompt") || !j["prompt"].is_string())
       throw bad_request("'prompt' (a string) is required", "prompt");

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -12,6 +14,7 @@
 #include "model/config.h"
 #include "model/io/fp8_block.h"
 #include "model/io/hf_checkpoint.h"
+#include "model/io/mtp_schema.h"
 #include "model/io/tensor_convert.h"
 #include "model/io/weights_file.h"
 #include "model/io/weights_schema.h"
@@ -48,13 +51,17 @@ bool supported(StDType t) {
   return t == StDType::BF16 || t == StDType::F16 || t == StDType::F32 || t == StDType::F8_E4M3;
 }
 
-DType output_dtype(const TensorSpec& spec, StDType src, ConvertDType mode) {
+}  // namespace
+
+DType convert_output_dtype(const TensorSpec& spec, StDType src, ConvertDType mode) {
   if (mode == ConvertDType::BF16) return DType::BF16;
   if (mode == ConvertDType::F32) return DType::F32;
   if (src == StDType::BF16) return DType::BF16;
   if (src == StDType::F8_E4M3 && spec.fp8_allowed()) return DType::F8E4M3;
   return DType::F32;  // f32, f16 (exact in f32), fp8 outside linear weights
 }
+
+namespace {
 
 // Fused layout: mlp.experts.gate_up_proj [E, 2I, H] (gate rows first), mlp.experts.down_proj [E, H,
 // I].
@@ -134,36 +141,79 @@ Piece resolve(const HfCheckpoint& ck, const TensorSpec& spec, int64_t e,
   return p;
 }
 
-// Checkpoint tensors dpep leaves out on purpose: MTP layers and rotary caches.
-bool skippable(const std::string& name, int64_t num_layers) {
+// Checkpoint tensors dpep leaves out on purpose: layers past the declared MTP layers (e.g. a
+// checkpoint whose config.json sets num_nextn_predict_layers to 0 but still ships layer 61), MTP
+// layers that could not be kept, and rotary caches.
+bool skippable(const std::string& name, int64_t first_skipped_layer,
+               const std::set<int64_t>& skipped_layers) {
   static const std::regex layer(R"(^model\.layers\.(\d+)\.)");
   std::smatch m;
-  if (std::regex_search(name, m, layer) && std::stoll(m[1].str()) >= num_layers) return true;
+  if (std::regex_search(name, m, layer)) {
+    const int64_t l = std::stoll(m[1].str());
+    if (l >= first_skipped_layer || skipped_layers.count(l)) return true;
+  }
   return name.ends_with("rotary_emb.inv_freq");
 }
 
+bool has_prefix(const HfCheckpoint& ck, const std::string& prefix) {
+  for (const auto& n : ck.tensor_names())
+    if (n.rfind(prefix, 0) == 0) return true;
+  return false;
+}
+
+Job make_job(const HfCheckpoint& ck, const TensorSpec& spec, ConvertDType mode,
+             std::set<std::string>& used) {
+  Job job{&spec, {}, DType::F32};
+  if (spec.kind == TensorKind::Experts)
+    for (int64_t e = 0; e < spec.shape[0]; ++e) job.pieces.push_back(resolve(ck, spec, e, used));
+  else
+    job.pieces.push_back(resolve(ck, spec, -1, used));
+  job.out = convert_output_dtype(spec, job.pieces[0].dtype, mode);
+  for (const auto& p : job.pieces)
+    if (p.dtype != job.pieces[0].dtype)
+      throw std::runtime_error(fmt::format("{}: experts of '{}' mix dtypes {} ('{}') and {} ('{}')",
+                                           ck.dir(), spec.name, st_dtype_name(job.pieces[0].dtype),
+                                           job.pieces[0].tensor, st_dtype_name(p.dtype), p.tensor));
+  return job;
+}
+
+// Jobs for every spec of the main model (any problem is an error), then for each MTP layer the
+// checkpoint holds: kept whole when all its tensors are there and well-formed (the shared copies
+// of embed_tokens and shared_head.head may be absent), else left out with a note in `st`, since
+// dpep does not need it to run the model.
 std::vector<Job> plan(const HfCheckpoint& ck, const ModelConfig& cfg,
-                      const std::vector<TensorSpec>& specs, ConvertDType mode) {
+                      const std::vector<TensorSpec>& specs,
+                      const std::vector<TensorSpec>& mtp_specs, ConvertDType mode,
+                      ConvertStats& st) {
   std::set<std::string> used;
   std::vector<Job> jobs;
-  for (const auto& spec : specs) {
-    Job job{&spec, {}, DType::F32};
-    if (spec.kind == TensorKind::Experts)
-      for (int64_t e = 0; e < spec.shape[0]; ++e) job.pieces.push_back(resolve(ck, spec, e, used));
-    else
-      job.pieces.push_back(resolve(ck, spec, -1, used));
-    job.out = output_dtype(spec, job.pieces[0].dtype, mode);
-    for (const auto& p : job.pieces)
-      if (p.dtype != job.pieces[0].dtype)
-        throw std::runtime_error(
-            fmt::format("{}: experts of '{}' mix dtypes {} ('{}') and {} ('{}')", ck.dir(),
-                        spec.name, st_dtype_name(job.pieces[0].dtype), job.pieces[0].tensor,
-                        st_dtype_name(p.dtype), p.tensor));
-    jobs.push_back(std::move(job));
+  for (const auto& spec : specs) jobs.push_back(make_job(ck, spec, mode, used));
+  std::set<int64_t> skipped_layers;
+  for (int64_t i = 0; i < cfg.num_nextn_predict_layers; ++i) {
+    if (!has_prefix(ck, mtp_hf_prefix(cfg, i))) continue;
+    const std::string mine = fmt::format("mtp/{}/", i);
+    std::set<std::string> layer_used;
+    std::vector<Job> layer_jobs;
+    try {
+      for (const auto& spec : mtp_specs)
+        if (spec.name.rfind(mine, 0) == 0 && (ck.has(spec.hf_name) || !mtp_spec_optional(spec)))
+          layer_jobs.push_back(make_job(ck, spec, mode, layer_used));
+    } catch (const std::runtime_error& e) {
+      st.mtp_note += fmt::format("MTP layer {} (checkpoint layer {}) not kept: {}\n", i,
+                                 cfg.num_hidden_layers + i, e.what());
+      skipped_layers.insert(cfg.num_hidden_layers + i);
+      continue;
+    }
+    used.insert(layer_used.begin(), layer_used.end());
+    st.mtp_tensors += static_cast<int64_t>(layer_jobs.size());
+    for (auto& j : layer_jobs) jobs.push_back(std::move(j));
+    ++st.mtp_layers;
   }
   std::vector<std::string> unknown;
   for (const auto& name : ck.tensor_names())
-    if (!used.count(name) && !skippable(name, cfg.num_hidden_layers)) unknown.push_back(name);
+    if (!used.count(name) &&
+        !skippable(name, cfg.num_hidden_layers + cfg.num_nextn_predict_layers, skipped_layers))
+      unknown.push_back(name);
   if (!unknown.empty())
     throw std::runtime_error(
         fmt::format("{}: unknown tensor '{}'{} not in dpep's DeepSeek-V3 schema for this "
@@ -285,20 +335,60 @@ ConvertDType convert_dtype_from_name(const std::string& s) {
   throw std::invalid_argument("--dtype must be keep, bf16 or fp32, not '" + s + "'");
 }
 
+HfQuantization hf_quantization_from_config(const std::string& config_json) {
+  HfQuantization q;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(config_json);
+  } catch (const std::exception& e) {
+    throw std::invalid_argument(fmt::format("config.json is not valid JSON: {}", e.what()));
+  }
+  if (!j.is_object() || !j.contains("quantization_config") || j["quantization_config"].is_null())
+    return q;
+  const auto& qc = j["quantization_config"];
+  auto bad = [](const std::string& what) {
+    return std::invalid_argument("config.json: quantization_config: " + what);
+  };
+  if (!qc.is_object()) throw bad("must be an object");
+  const std::string method = qc.value("quant_method", std::string());
+  if (method != "fp8")
+    throw bad(
+        fmt::format("quant_method '{}' is not supported (dpep reads fp8 checkpoints)", method));
+  const std::string fmt_name = qc.value("fmt", std::string("e4m3"));
+  if (fmt_name != "e4m3")
+    throw bad(fmt::format("fmt '{}' is not supported (dpep reads e4m3)", fmt_name));
+  if (qc.contains("weight_block_size")) {
+    const auto& b = qc["weight_block_size"];
+    if (!(b.is_array() && b.size() == 2 && b[0].is_number_integer() && b[1].is_number_integer() &&
+          b[0].get<int64_t>() == 128 && b[1].get<int64_t>() == 128))
+      throw bad(fmt::format("weight_block_size {} is not supported (dpep reads [128, 128] blocks)",
+                            b.dump()));
+  }
+  q.fp8 = true;
+  return q;
+}
+
 ConvertStats convert_checkpoint(const ConvertOptions& opt) {
   const Stopwatch t0;
   HfCheckpoint ck(opt.hf_dir);
   ModelConfig cfg;
   try {
     cfg = ModelConfig::from_hf_json(ck.config_json());
+    hf_quantization_from_config(ck.config_json());
   } catch (const std::exception& e) {
     throw std::runtime_error(opt.hf_dir + "/config.json: " + e.what());
   }
   const auto specs = model_tensor_specs(cfg);
-  const auto jobs = plan(ck, cfg, specs, opt.dtype);
+  const auto mtp_specs = mtp_tensor_specs(cfg);
   ConvertStats st;
+  const auto jobs = plan(ck, cfg, specs, mtp_specs, opt.dtype, st);
+  // The file's num_nextn_predict_layers says how many MTP layers it holds under mtp/.
+  ModelConfig stored = cfg;
+  stored.num_nextn_predict_layers = st.mtp_layers;
+  st.mtp_declared = cfg.num_nextn_predict_layers;
+  st.mtp_layer_first = cfg.num_hidden_layers;
   try {
-    write_all(ck, cfg, jobs, opt, st);
+    write_all(ck, stored, jobs, opt, st);
   } catch (...) {
     std::error_code ec;
     std::filesystem::remove(opt.out_path, ec);

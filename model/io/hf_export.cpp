@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "model/io/fp8_block.h"
+#include "model/io/mtp_schema.h"
 #include "model/io/safetensors_writer.h"
 #include "comm/clock.h"
 
@@ -100,7 +101,7 @@ std::string hf_config_json(const ModelConfig& c, DType dtype) {
   j["max_position_embeddings"] = c.max_position_embeddings;
   j["bos_token_id"] = c.bos_token_id;
   j["eos_token_id"] = c.eos_token_id;
-  j["num_nextn_predict_layers"] = 0;  // no MTP tensors are written
+  j["num_nextn_predict_layers"] = c.num_nextn_predict_layers;  // written after the last layer
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   j["hidden_act"] = "silu";
   j["torch_dtype"] = dtype == DType::F32 ? "float32" : "bfloat16";
@@ -118,7 +119,9 @@ void write_random_hf_checkpoint(const ModelConfig& cfg, const InitOptions& opt,
   namespace fs = std::filesystem;
   fs::create_directories(dir);
   std::ofstream(fs::path(dir) / "config.json") << hf_config_json(cfg, opt.dtype);
-  const auto specs = model_tensor_specs(cfg);
+  // The MTP layers as DeepSeek ships them: model.layers.{L+i}.* after the last layer.
+  auto specs = model_tensor_specs(cfg);
+  for (auto& s : mtp_tensor_specs(cfg)) specs.push_back(std::move(s));
   const auto all = entries(specs, opt.dtype);
   // Shards: consecutive entries up to shard_bytes, a weight and its scales kept together.
   std::vector<std::vector<const Entry*>> shards(1);

@@ -179,4 +179,12 @@ std::string ChatTemplate::render(std::span<const ChatMessage> messages,
   return out;
 }
 
+ChatPrompt encode_chat(const Tokenizer& tokenizer, const ChatTemplate& chat,
+                       const nlohmann::json& messages, bool add_generation_prompt) {
+  ChatPrompt p;
+  p.text = chat.render(parse_chat_messages(messages), add_generation_prompt);
+  p.ids = tokenizer.encode(p.text, false);
+  return p;
+}
+
 }  // namespace dpep::text

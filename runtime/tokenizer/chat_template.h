@@ -75,4 +75,14 @@ class ChatTemplate {
   std::string bos_token_;
 };
 
+// The one path from chat messages (an OpenAI-style JSON list) to prompt ids: parse, render,
+// encode without adding special tokens (the rendered text already starts with BOS).
+// Throws std::runtime_error / std::invalid_argument on bad messages.
+struct ChatPrompt {
+  std::string text;  // the rendered template
+  std::vector<int> ids;
+};
+ChatPrompt encode_chat(const Tokenizer& tokenizer, const ChatTemplate& chat,
+                       const nlohmann::json& messages, bool add_generation_prompt);
+
 }  // namespace dpep::text
