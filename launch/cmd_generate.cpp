@@ -84,8 +84,7 @@ int run_generate(int argc, char** argv) {
       },
       "reading the requests");
 
-  DpLoop loop(*rt.cp, *rt.engine, rt.log,
-              DpLoopOptions{BalanceStrategy::LeastTokens, rargs.log_every});
+  DpLoop loop(*rt.cp, *rt.engine, rt.log, loop_options(rt, BalanceStrategy::LeastTokens, rargs));
   loop.run(source.get());
   const std::string per_rank_summary = loop.summary(rt.id.host);
   if (!rt.is_root()) return 0;

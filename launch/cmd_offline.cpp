@@ -13,6 +13,7 @@
 #include "launch/dataset_random.h"
 #include "launch/progress.h"
 #include "launch/rank_setup.h"
+#include "launch/report/report_svg.h"
 #include "launch/request_json.h"
 #include "model/flops.h"
 #include "runtime/batch_source.h"
@@ -120,11 +121,19 @@ int run_offline(int argc, char** argv) {
   }
   MPI_Barrier(MPI_COMM_WORLD);  // every rank loaded: start the clock together
   if (source) source->start_clock();
-  DpLoop loop(*rt.cp, *rt.engine, rt.log, DpLoopOptions{strat, rargs.log_every});
+  DpLoop loop(*rt.cp, *rt.engine, rt.log, loop_options(rt, strat, rargs));
   loop.run(source.get());
   const std::string per_rank_summary = loop.summary(rt.id.host);
+  const auto run_summaries = loop.gather_run_summaries();
   if (!rt.is_root()) return 0;
   rt.log->info("summary:\n{}", per_rank_summary);
+  // Pictures of the run next to the logs (dpep report LOGDIR draws them again from the logs).
+  try {
+    for (const auto& path : report::write_report(run_summaries, rargs.log_dir))
+      fmt::print(stderr, "dpep offline: picture of the run: {}\n", path);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "dpep offline: no pictures of the run: {}\n", e.what());
+  }
   const double duration = source->elapsed();
   progress->finish();
 

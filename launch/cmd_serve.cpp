@@ -197,7 +197,7 @@ int run_serve(int argc, char** argv) {
       },
       "starting the server");
 
-  DpLoop loop(*rt.cp, *rt.engine, rt.log, DpLoopOptions{strat, rargs.log_every});
+  DpLoop loop(*rt.cp, *rt.engine, rt.log, loop_options(rt, strat, rargs));
   if (!rt.is_root()) {
     loop.run(nullptr);  // signals only set a flag here: rank 0 decides when the loop ends
     rt.log->info("serve: loop ended, exiting");

@@ -67,6 +67,8 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
         openblas_set_num_threads(rt.id.threads);
         rt.log = open_rank_log(rargs.log_dir, rt.id, rargs.log_level);
         rt.log->info("OpenBLAS core: {}", openblas_core_description());
+        if (!rargs.trace_dir.empty())
+          rt.trace = std::make_unique<TraceWriter>(rargs.trace_dir, rt.id.rank, rt.id.host);
       },
       "setup");
   if (info.size > 1)
@@ -120,6 +122,8 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
       },
       "loading the model");
   rt.load_s = t0.seconds();
+  // Every rank leaves the agreement above at about the same moment: the traces' common zero.
+  if (rt.trace) rt.trace->set_origin(now_seconds());
   const auto& c = rt.model->config();
   rt.log->info(
       "model {}: {} layers, hidden {}, {} routed experts ({} on this rank from {}), "

@@ -16,6 +16,7 @@
 #include "runtime/rank_log.h"
 #include "runtime/tokenizer/chat_template.h"
 #include "runtime/tokenizer/tokenizer.h"
+#include "runtime/trace_writer.h"
 
 namespace dpep {
 
@@ -26,6 +27,7 @@ struct RankRuntime {
   std::unique_ptr<Model> model;
   std::unique_ptr<Engine> engine;
   std::shared_ptr<spdlog::logger> log;
+  std::unique_ptr<TraceWriter> trace;  // --trace-dir, else null
   RankIdentity id;
   std::string model_path;
   std::string tokenizer_json, tokenizer_config_json;  // empty when the file has none
@@ -38,6 +40,12 @@ struct RankRuntime {
 // Collective. Throws (on every rank, with the same message naming the failing rank) if any
 // rank failed.
 RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const RunArgs& rargs);
+
+// The DP loop's options for this rank (strategy, log period, trace, host).
+inline DpLoopOptions loop_options(const RankRuntime& rt, BalanceStrategy strategy,
+                                  const RunArgs& rargs) {
+  return DpLoopOptions{strategy, rargs.log_every, rt.trace.get(), rt.id.host};
+}
 
 // Collective: agrees on whether any rank failed in `body`; rethrows on every rank if so.
 void agree_or_throw(comm::ControlPlane& cp, const std::function<void()>& body,

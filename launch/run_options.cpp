@@ -39,7 +39,9 @@ void RunArgs::add_to(po::options_description& d) {
       "log-level", po::value(&log_level)->default_value(log_level),
       "trace, debug, info, warn, error, off")("log-every",
                                               po::value(&log_every)->default_value(log_every),
-                                              "info-level step summary every N steps");
+                                              "info-level step summary every N steps")(
+      "trace-dir", po::value(&trace_dir),
+      "write a Chrome trace-event file per rank, DIR/rank-NNNN.json (opens in Perfetto UI)");
 }
 
 void RunArgs::validate() const {

@@ -26,6 +26,7 @@ struct RunArgs {
   std::string log_dir = "./logs";
   std::string log_level = "info";
   int log_every = 50;
+  std::string trace_dir;  // empty: no trace
   void add_to(boost::program_options::options_description& d);
   void validate() const;  // throws std::invalid_argument naming the flag
 };

@@ -14,6 +14,23 @@
 namespace dpep {
 namespace {
 
+struct MoeTimes {
+  double t[5];
+  explicit MoeTimes(const MoeStats& m)
+      : t{m.router_s, m.dispatch_s, m.experts_s, m.combine_s, m.shared_s} {}
+};
+// Reports the MoE layer's phases to the sink: moe_forward times them back to back from `begin`,
+// so the begin of each is the end of the one before.
+void report_moe_phases(PhaseSink& sink, int layer, double begin, const MoeTimes& before,
+                       const MoeTimes& after) {
+  static const char* const names[5] = {"router", "dispatch", "experts", "combine", "shared"};
+  for (int i = 0; i < 5; ++i) {
+    const double d = after.t[i] - before.t[i];
+    sink.phase(names[i], layer, begin, begin + d);
+    begin += d;
+  }
+}
+
 Linear read_linear(const WeightsReader& f, const std::string& name, int64_t out, int64_t in) {
   return Linear(f.read_f32(name, {out, in}), static_cast<int>(out), static_cast<int>(in));
 }
@@ -162,15 +179,24 @@ void Model::forward(const ForwardBatch& batch, const KvCacheView& kv, comm::Expe
     double t1 = now_seconds();
     rmsnorm_rows_to(hidden.data(), normed.data(), T, H, L.post_attention_layernorm.data(), eps);
     if (L.is_moe) {
+      PhaseSink* sink = stats ? stats->phases : nullptr;
+      const MoeTimes before = sink ? MoeTimes(stats->moe[l]) : MoeTimes(MoeStats{});
+      const double tm = sink ? now_seconds() : 0;
       moe_forward(L.moe, moe_opt_, H, normed.data(), T, ex, delta.data(),
                   stats ? &stats->moe[l] : nullptr);
+      if (sink) report_moe_phases(*sink, l, tm, before, MoeTimes(stats->moe[l]));
     } else {
       mlp_forward(L.mlp, normed.data(), T, delta.data(), scratch);
     }
     for (size_t i = 0; i < hidden.size(); ++i) hidden[i] += delta[i];
     if (stats) {
       stats->attention_s += t1 - t0;
-      if (!L.is_moe) stats->dense_mlp_s += now_seconds() - t1;
+      const double t2 = L.is_moe ? 0 : now_seconds();
+      if (!L.is_moe) stats->dense_mlp_s += t2 - t1;
+      if (stats->phases) {
+        stats->phases->phase("attention", l, t0, t1);
+        if (!L.is_moe) stats->phases->phase("dense mlp", l, t1, t2);
+      }
     }
   }
   double th = now_seconds();
@@ -182,7 +208,11 @@ void Model::forward(const ForwardBatch& batch, const KvCacheView& kv, comm::Expe
   rmsnorm_rows(last.data(), R, H, w_.norm.data(), eps);
   logits.resize(static_cast<size_t>(R) * V);
   w_.lm_head.forward(last.data(), R, logits.data());
-  if (stats) stats->head_s += now_seconds() - th;
+  if (stats) {
+    const double te = now_seconds();
+    stats->head_s += te - th;
+    if (stats->phases) stats->phases->phase("head", -1, th, te);
+  }
 }
 
 }  // namespace dpep

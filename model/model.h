@@ -48,10 +48,19 @@ struct ModelOptions {
   MatmulDType matmul_dtype = MatmulDType::F32;
 };
 
+// Told each phase of a forward as it ends (steady-clock seconds; layer -1 for the head). The
+// --trace-dir writer implements it; the model knows nothing of files.
+class PhaseSink {
+ public:
+  virtual ~PhaseSink() = default;
+  virtual void phase(const char* name, int layer, double begin_s, double end_s) = 0;
+};
+
 // Per-forward timings (seconds) and expert load, accumulated by the caller's choice.
 struct ForwardStats {
   double attention_s = 0, dense_mlp_s = 0, head_s = 0;
-  std::vector<MoeStats> moe;  // per layer (only MoE layers are filled)
+  std::vector<MoeStats> moe;    // per layer (only MoE layers are filled)
+  PhaseSink* phases = nullptr;  // when set, every phase is also reported here (tracing)
 };
 
 // Reads only this shard's experts. Throws naming the file and dataset on any problem.

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "comm/clock.h"
+#include "runtime/trace_writer.h"
 #include "runtime/wire.h"
 
 namespace dpep {
@@ -23,7 +24,9 @@ std::string join_ints(const std::vector<int64_t>& v) {
 
 DpLoop::DpLoop(comm::ControlPlane& cp, Engine& engine, std::shared_ptr<spdlog::logger> log,
                DpLoopOptions opt)
-    : cp_(cp), engine_(engine), log_(std::move(log)), opt_(opt), ranks_(cp.size()) {}
+    : cp_(cp), engine_(engine), log_(std::move(log)), opt_(opt), ranks_(cp.size()) {
+  if (opt_.trace) engine_.stats().phases = opt_.trace;
+}
 
 int DpLoop::pick_rank(const Request& r) {
   const int n = cp_.size();
@@ -87,6 +90,14 @@ void DpLoop::run(RequestSource* source) {
     run_impl(source);
   } catch (const std::exception& e) {
     log_->error("{}", e.what());
+    log_run_summary(false);
+    if (opt_.trace) {
+      try {
+        opt_.trace->flush();
+      } catch (const std::exception& te) {
+        log_->error("{}", te.what());
+      }
+    }
     log_->flush();
     cp_.abort_job(e.what());
   }
@@ -96,10 +107,14 @@ void DpLoop::run_impl(RequestSource* source) {
   const bool root = cp_.is_root();
   if (root && !source) throw std::logic_error("rank 0 needs a request source");
   int64_t step = 0;
+  TraceWriter* const trace = opt_.trace;
+  if (trace) trace->name_thread("dp loop");
+  loop_start_s_ = now_seconds();
   for (;; ++step) {
     // 1. Work from rank 0.
     double tc0 = now_seconds();
     comm::Blob mine = cp_.scatter_blobs(root ? assign(*source) : std::vector<comm::Blob>{});
+    const double t_scatter = now_seconds();
     {
       wire::Assignment work = wire::decode<wire::Assignment>(mine);
       for (auto& r : work.requests) engine_.add(std::move(r));
@@ -111,9 +126,15 @@ void DpLoop::run_impl(RequestSource* source) {
     local.has_work = engine_.has_work();
     local.num_seqs = engine_.num_running() + engine_.num_waiting();
     local.stop = root && source->exhausted() && owner_.empty() && !source->ready();
+    const double t_agree0 = trace ? now_seconds() : 0;
     comm::StepGlobal g = cp_.agree(local);
-    totals_.comm_s += now_seconds() - tc0;
+    const double t_agree = now_seconds();
+    totals_.comm_s += t_agree - tc0;
     totals_.steps++;
+    if (trace) {
+      trace->complete("scatter", "control", tc0, t_scatter);
+      trace->complete("agree", "control", t_agree0, t_agree);
+    }
     if (g.any_error())
       throw std::runtime_error(fmt::format("rank {} reported an error", g.first_error_rank));
     if (g.all_idle()) {
@@ -121,6 +142,10 @@ void DpLoop::run_impl(RequestSource* source) {
       comm::IdleStats idle = cp_.idle_wait([&] { return source->ready() || source->exhausted(); });
       totals_.idle_s += idle.waited.count() / 1000.0;
       if (idle.waited.count() > 0) log_->debug("idle {} ms", idle.waited.count());
+      if (trace) {
+        trace->complete("idle", "idle", t_agree, now_seconds(), "\"reason\":\"all ranks idle\"");
+        trace->flush();
+      }
       continue;
     }
     // 3. One forward on every rank (empty where there is nothing to run).
@@ -129,12 +154,19 @@ void DpLoop::run_impl(RequestSource* source) {
     totals_.rows += rep.rows;
     totals_.forward_s += rep.forward_s;
     totals_.sample_s += rep.sample_s;
+    totals_.schedule_s += rep.schedule_s;
+    if (rep.rows == 0) {
+      totals_.empty_steps++;
+      totals_.empty_step_s += rep.schedule_s + rep.forward_s + rep.sample_s;
+    }
     // 4. Events and status back to rank 0.
     double tg0 = now_seconds();
     wire::StepStatus status{rep.running, rep.waiting,   rep.kv_used_pages,    rep.kv_total_pages,
                             rep.rows,    rep.forward_s, std::move(rep.events)};
     auto all = cp_.gather_blobs(wire::encode(status));
-    totals_.comm_s += now_seconds() - tg0;
+    const double tg1 = now_seconds();
+    totals_.comm_s += tg1 - tg0;
+    if (trace) trace_step(step, rep, tc0, tg0, tg1);
     if (root) {
       for (int k = 0; k < cp_.size(); ++k) {
         wire::StepStatus got = wire::decode<wire::StepStatus>(all[k]);
@@ -161,12 +193,98 @@ void DpLoop::run_impl(RequestSource* source) {
     }
     log_step(rep, false);
   }
+  totals_.wall_s = now_seconds() - loop_start_s_;
   log_->info(
       "loop done: {} steps ({} busy), {} tokens computed, forward {:.3f} s, sampling {:.3f} s, "
       "control plane {:.3f} s, idle wait {:.3f} s",
       totals_.steps, totals_.busy_steps, totals_.rows, totals_.forward_s, totals_.sample_s,
       totals_.comm_s, totals_.idle_s);
   log_step(StepReport{}, true);
+  log_run_summary(true);
+  if (trace) trace->flush();
+}
+
+void DpLoop::trace_step(int64_t step, const StepReport& rep, double t_begin, double t_gather,
+                        double t_end) {
+  TraceWriter& t = *opt_.trace;
+  t.complete("step", "step", t_begin, t_end,
+             fmt::format("\"step\":{},\"tokens\":{},\"decode\":{},\"prefill\":{},\"running\":{},"
+                         "\"waiting\":{},\"kv_used_pages\":{}",
+                         step, rep.rows, rep.decode_rows, rep.prefill_rows, rep.running,
+                         rep.waiting, rep.kv_used_pages));
+  const double t0 = rep.start_s, t1 = t0 + rep.schedule_s, t2 = t1 + rep.forward_s;
+  if (rep.rows == 0)  // nothing of its own: the rank only serves the others' MoE exchanges
+    t.complete("idle", "idle", t0, t2 + rep.sample_s, "\"reason\":\"no local work\"");
+  t.complete("schedule", "engine", t0, t1);
+  t.complete("forward", "engine", t1, t2);
+  t.complete("sampling", "engine", t2, t2 + rep.sample_s);
+  t.complete("gather", "control", t_gather, t_end);
+  t.counter("tokens", t_begin, {{"decode", rep.decode_rows}, {"prefill", rep.prefill_rows}});
+  t.counter("sequences", t_begin, {{"running", rep.running}, {"waiting", rep.waiting}});
+  t.counter("KV pages used", t_begin, {{"used", rep.kv_used_pages}});
+  t.flush();
+}
+
+RankRunSummary DpLoop::run_summary() const {
+  RankRunSummary s;
+  s.rank = cp_.rank();
+  s.ranks = cp_.size();
+  s.host = opt_.host;
+  s.steps = totals_.steps;
+  s.busy_steps = totals_.busy_steps;
+  s.tokens = totals_.rows;
+  s.wall_s = totals_.wall_s > 0 ? totals_.wall_s : now_seconds() - loop_start_s_;
+  s.empty_steps = totals_.empty_steps;
+  s.empty_step_s = totals_.empty_step_s;
+  const ForwardStats& f = engine_.stats();
+  MoeStats m;
+  for (const auto& x : f.moe) {
+    m.router_s += x.router_s;
+    m.dispatch_s += x.dispatch_s;
+    m.experts_s += x.experts_s;
+    m.combine_s += x.combine_s;
+    m.shared_s += x.shared_s;
+  }
+  // forward_s covers the model's phases; what they do not account for goes to "other".
+  s.time_s = {{"attention", f.attention_s},      {"router", m.router_s},
+              {"dispatch", m.dispatch_s},        {"experts", m.experts_s},
+              {"combine", m.combine_s},          {"shared", m.shared_s},
+              {"dense", f.dense_mlp_s},          {"head", f.head_s},
+              {"schedule", totals_.schedule_s},  {"sampling", totals_.sample_s},
+              {"control plane", totals_.comm_s}, {"idle", totals_.idle_s}};
+  double named = 0;
+  for (const auto& [name, v] : s.time_s) named += v;
+  s.time_s.emplace_back("other", std::max(0.0, s.wall_s - named));
+  for (size_t l = 0; l < f.moe.size(); ++l) {
+    const auto& load = f.moe[l].local_expert_tokens;
+    if (load.empty()) continue;
+    s.expert_load.emplace_back(static_cast<int>(l), load);
+    // Experts are placed contiguously: rank r holds [r*n, (r+1)*n).
+    s.first_expert = cp_.rank() * static_cast<int>(load.size());
+    s.num_experts = cp_.size() * static_cast<int>(load.size());
+  }
+  return s;
+}
+
+void DpLoop::log_run_summary(bool complete) {
+  try {
+    RankRunSummary s = run_summary();
+    s.complete = complete;
+    log_->info("run summary {}", s.to_json());
+  } catch (const std::exception& e) {
+    log_->error("cannot write the run summary: {}", e.what());
+  }
+}
+
+std::vector<RankRunSummary> DpLoop::gather_run_summaries() {
+  const std::string mine = run_summary().to_json();
+  auto all = cp_.gather_blobs(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(mine.data()), mine.size()));
+  std::vector<RankRunSummary> out;
+  if (!cp_.is_root()) return out;
+  for (const auto& b : all)
+    out.push_back(RankRunSummary::from_json(std::string(b.begin(), b.end())));
+  return out;
 }
 
 void DpLoop::log_step(const StepReport& rep, bool force) {

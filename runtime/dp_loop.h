@@ -14,18 +14,27 @@
 #include "comm/control_plane.h"
 #include "runtime/engine.h"
 #include "runtime/request_source.h"
+#include "runtime/run_summary.h"
 
 namespace dpep {
 
+class TraceWriter;
+
 struct DpLoopOptions {
   BalanceStrategy strategy = BalanceStrategy::LeastTokens;
-  int log_every = 50;  // info-level step summary every N busy steps (debug: every step)
+  int log_every = 50;            // info-level step summary every N busy steps (debug: every step)
+  TraceWriter* trace = nullptr;  // --trace-dir: steps, phases and waits, flushed every step
+  std::string host;              // for the run summary
 };
 
 // Totals over the run, per rank, for the summary.
 struct DpLoopTotals {
   int64_t steps = 0, busy_steps = 0, rows = 0;
-  double forward_s = 0, sample_s = 0, idle_s = 0, comm_s = 0;
+  double forward_s = 0, sample_s = 0, idle_s = 0, comm_s = 0, schedule_s = 0, wall_s = 0;
+  // Busy steps in which this rank had no tokens of its own (it ran an empty forward only to
+  // take part in the other ranks' MoE exchanges), and the engine time they took.
+  int64_t empty_steps = 0;
+  double empty_step_s = 0;
 };
 
 class DpLoop {
@@ -39,18 +48,26 @@ class DpLoop {
   // routed expert pairs computed) and the expert-load balance (max / mean pairs per rank);
   // other ranks get an empty string.
   std::string summary(const std::string& host);
+  // This rank's run so far (also logged as "run summary {json}" when run() ends).
+  RankRunSummary run_summary() const;
+  // Collective, after run(): rank 0 gets every rank's run_summary (by rank); others get {}.
+  std::vector<RankRunSummary> gather_run_summaries();
 
  private:
   void run_impl(RequestSource* source);
   std::vector<comm::Blob> assign(RequestSource& source);
   int pick_rank(const Request& r);
   void log_step(const StepReport& rep, bool force);
+  void log_run_summary(bool complete);
+  void trace_step(int64_t step, const StepReport& rep, double t_begin, double t_gather,
+                  double t_end);
 
   comm::ControlPlane& cp_;
   Engine& engine_;
   std::shared_ptr<spdlog::logger> log_;
   DpLoopOptions opt_;
   DpLoopTotals totals_;
+  double loop_start_s_ = 0;
   // rank 0 bookkeeping
   std::vector<RankStatus> ranks_;
   std::map<int64_t, std::pair<int, int64_t>> owner_;  // request id -> (rank, tokens counted)

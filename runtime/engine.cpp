@@ -121,6 +121,7 @@ StepReport Engine::step() {
   }
   sched_.postprocess(chunks);
   double t3 = now_seconds();
+  rep.start_s = t0;
   rep.schedule_s = t1 - t0;
   rep.forward_s = t2 - t1;
   rep.sample_s = t3 - t2;

@@ -29,6 +29,7 @@ struct StepReport {
   int running = 0, waiting = 0;
   int kv_used_pages = 0, kv_total_pages = 0;
   double forward_s = 0, sample_s = 0, schedule_s = 0;
+  double start_s = 0;  // steady clock at the start; schedule, forward, sampling follow back to back
 };
 
 class Engine {

@@ -40,6 +40,7 @@ PY
   echo "$dir: $n sources checked for $what"
 }
 check launch/serve '/mpi\.h|/openmpi/' "MPI"
+check launch/report '/mpi\.h|/openmpi/' "MPI"
 check runtime/tokenizer '/mpi\.h|/openmpi/' "MPI"
 check model '/mpi\.h|/openmpi/|httplib\.h' "MPI or HTTP"
 check model/io '/mpi\.h|/openmpi/|httplib\.h' "MPI or HTTP"
