@@ -7,6 +7,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "model/ops/attention_bf16.h"
 #include "model/ops/attention_kernel.h"
 #include "model/ops/dtypes.h"
 #include "model/ops/ops.h"
@@ -14,9 +15,9 @@
 namespace dpep {
 namespace {
 
-// Prefill chunks: query blocks of this many rows of one sequence go through sgemm over each
-// cache page (M = rows * heads is large enough for GEMM efficiency); shorter work uses the
-// per-row kernel, which loads each cached value once for all heads.
+// float32 cache (exact mode). Prefill chunks: query blocks of this many rows of one sequence go
+// through sgemm over each cache page (M = rows * heads is large enough for GEMM efficiency);
+// shorter work uses the per-row kernel, which loads each cached value once for all heads.
 constexpr int kGemmRows = 16;
 constexpr int kQueryBlock = 64;
 
@@ -33,14 +34,6 @@ void attend_block_gemm(const KvCacheView& kv, int layer, const SequenceSlice& s,
   for (int p = 0; p * ps < L; ++p) {
     const int n = std::min(ps, L - p * ps);
     const float* page = kv.page(layer, s.block_table[p]);
-    if (kv.bf16) {  // the score copy holds every dimension
-      const auto* pb = reinterpret_cast<const uint16_t*>(page);
-      for (int d = 0; d < W; ++d)
-        for (int k = 0; k < n; ++k)
-          keys[static_cast<size_t>(d) * L + p * ps + k] =
-              bf16_to_f32(pb[KvCacheView::score_offset(W, d, k)]);
-      continue;
-    }
     for (int b = 0; b * KvCacheView::kSlotBlock < n; ++b) {
       const int m = std::min(KvCacheView::kSlotBlock, n - b * KvCacheView::kSlotBlock);
       const float* block = page + static_cast<size_t>(b) * W * KvCacheView::kSlotBlock;
@@ -64,6 +57,67 @@ void attend_block_gemm(const KvCacheView& kv, int layer, const SequenceSlice& s,
   // out_lat[t*heads + h, :] = sum_k p[k] * latent[k, :kv_lora]   (keys^T rows [0, kv_lora))
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, kv_lora, L, 1.0f, scores.data(), L,
               keys.data(), L, 0.0f, out_lat, kv_lora);
+}
+
+// float32 cache: per-row kernel for decode rows and short chunks, sgemm blocks for long chunks.
+void attend_f32(const KvCacheView& kv, int layer, const ForwardBatch& batch, int nh, int kvl,
+                const float* qc, float* out_lat) {
+  const int W = kv.width;
+  // Work items: (seq index, first row, rows); rows > 1 means a GEMM block.
+  struct Item {
+    int seq, row, rows;
+  };
+  std::vector<Item> work;
+  for (int si = 0; si < static_cast<int>(batch.seqs.size()); ++si) {
+    const int n = batch.seqs[si].num_rows;
+    if (n >= kGemmRows) {
+      for (int r = 0; r < n; r += kQueryBlock)
+        work.push_back({si, r, std::min(kQueryBlock, n - r)});
+    } else {
+      for (int r = n - 1; r >= 0; --r) work.push_back({si, r, 1});
+    }
+  }
+#pragma omp parallel
+  {
+    std::vector<float> scratch, keys;
+    std::vector<const float*> pages;
+#pragma omp for schedule(dynamic, 1)
+    for (int i = 0; i < static_cast<int>(work.size()); ++i) {
+      const SequenceSlice& s = batch.seqs[work[i].seq];
+      const int r = work[i].row, L = s.start_pos + r + 1;  // causal: keys [0, pos]
+      const size_t row = static_cast<size_t>(s.row_begin + r) * nh;
+      if (work[i].rows > 1) {
+        attend_block_gemm(kv, layer, s, r, work[i].rows, nh, kvl, &qc[row * W], &out_lat[row * kvl],
+                          scratch, keys);
+        continue;
+      }
+      const int np = (L + kv.page_size - 1) / kv.page_size;
+      pages.resize(np);
+      for (int p = 0; p < np; ++p) pages[p] = kv.page(layer, s.block_table[p]);
+      scratch.resize(static_cast<size_t>(32) * L + 16 * kvl + 16 * W + 64);
+      mla_attend_row(&qc[row * W], nh, W, kvl, pages.data(), kv.page_size, L, &out_lat[row * kvl],
+                     scratch.data());
+    }
+  }
+}
+
+// bf16 cache: one flash-attention kernel for decode rows and prefill chunks alike (AMX tiles),
+// in query blocks of ~256 rows; results do not depend on the chunking (attention_bf16.h).
+void attend_bf16(const KvCacheView& kv, int layer, const ForwardBatch& batch, int nh, int kvl,
+                 const float* qc, float* out_lat) {
+  thread_local MlaAttnWorkspace ws;
+  thread_local std::vector<MlaQueryBlock> blocks;
+  const int W = kv.width, qt = mla_query_block_tokens(nh);
+  blocks.clear();
+  for (const auto& s : batch.seqs)
+    for (int r = 0; r < s.num_rows; r += qt) {
+      const size_t row = static_cast<size_t>(s.row_begin + r) * nh;
+      blocks.push_back({qc + row * W, out_lat + row * kvl, std::min(qt, s.num_rows - r),
+                        s.start_pos + r, s.block_table});
+    }
+  const MlaBf16Pages pages{reinterpret_cast<const uint16_t*>(kv.page(layer, 0)),
+                           kv.page_floats() * 2, kv.page_size, KvCacheView::bf16_row_stride(W)};
+  mla_attention_bf16({nh, W, kvl}, pages, blocks.data(), static_cast<int>(blocks.size()), ws);
 }
 
 }  // namespace
@@ -101,8 +155,7 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
   const int qd = nope + rd, W = kvl + rd;
   const float eps = static_cast<float>(c.rms_norm_eps);
   if (kv.width != W) throw std::logic_error("KV cache width does not match kv_lora + rope");
-  if (kv.bf16 && (kv.kv_lora != kvl || W % 2 != 0))
-    throw std::logic_error("bf16 KV cache shape mismatch");
+  if (kv.bf16 && kv.kv_lora != kvl) throw std::logic_error("bf16 KV cache shape mismatch");
   if (kv.page_size % KvCacheView::kSlotBlock != 0)
     throw std::logic_error("KV page size must be a multiple of 16");
   if (T == 0) return;
@@ -159,48 +212,10 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
     }
   // Attention per query row over its sequence's cached positions: out_lat [T, nh, kv_lora]
   std::vector<float> out_lat(static_cast<size_t>(T) * nh * kvl);
-  // Work items: (seq index, first row, rows); rows > 1 means a GEMM block.
-  struct Item {
-    int seq, row, rows;
-  };
-  std::vector<Item> work;
-  for (int si = 0; si < static_cast<int>(batch.seqs.size()); ++si) {
-    const int n = batch.seqs[si].num_rows;
-    if (n >= kGemmRows) {
-      for (int r = 0; r < n; r += kQueryBlock)
-        work.push_back({si, r, std::min(kQueryBlock, n - r)});
-    } else {
-      for (int r = n - 1; r >= 0; --r) work.push_back({si, r, 1});
-    }
-  }
-#pragma omp parallel
-  {
-    std::vector<float> scratch, keys;
-    std::vector<const float*> pages;
-#pragma omp for schedule(dynamic, 1)
-    for (int i = 0; i < static_cast<int>(work.size()); ++i) {
-      const SequenceSlice& s = batch.seqs[work[i].seq];
-      const int r = work[i].row, L = s.start_pos + r + 1;  // causal: keys [0, pos]
-      if (work[i].rows > 1) {
-        const size_t row = static_cast<size_t>(s.row_begin + r) * nh;
-        attend_block_gemm(kv, layer, s, r, work[i].rows, nh, kvl, &qc[row * W], &out_lat[row * kvl],
-                          scratch, keys);
-        continue;
-      }
-      const int np = (L + kv.page_size - 1) / kv.page_size;
-      pages.resize(np);
-      for (int p = 0; p < np; ++p) pages[p] = kv.page(layer, s.block_table[p]);
-      scratch.resize(static_cast<size_t>(32) * L + 16 * kvl + 16 * W + 64);
-      const size_t row = static_cast<size_t>(s.row_begin + r) * nh;
-      if (kv.bf16)
-        mla_attend_row_bf16(&qc[row * W], nh, W, kvl,
-                            reinterpret_cast<const uint16_t* const*>(pages.data()), kv.page_size, L,
-                            &out_lat[row * kvl], scratch.data());
-      else
-        mla_attend_row(&qc[row * W], nh, W, kvl, pages.data(), kv.page_size, L, &out_lat[row * kvl],
-                       scratch.data());
-    }
-  }
+  if (kv.bf16)
+    attend_bf16(kv, layer, batch, nh, kvl, qc.data(), out_lat.data());
+  else
+    attend_f32(kv, layer, batch, nh, kvl, qc.data(), out_lat.data());
   // out_lat[t,h,kv_lora] x W_uv[h][v, kv_lora]^T -> attn[t,h,v]
   std::vector<float> attn(static_cast<size_t>(T) * nh * vd);
   for (int h = 0; h < nh; ++h) {

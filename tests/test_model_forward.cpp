@@ -137,7 +137,7 @@ TEST(Forward, TokenOutsideVocabularyIsAnError) {
 #include "model/ops/attention_kernel.h"
 
 // The bf16 latent cache (bf16 matmul mode) against the float32 cache: same logits to bf16
-// precision, for a prefill (GEMM path) and for decode rows (the AVX512-BF16 kernel), with odd
+// precision, for a prefill chunk and for decode rows (model/ops/attention_bf16.h), with odd
 // key counts so that the last pair of keys is half empty (its other slot holds NaN).
 TEST(Forward, Bf16CacheAgreesWithFloatCache) {
   if (!mla_bf16_cache_supported()) GTEST_SKIP() << "build without AVX512-BF16";
@@ -162,7 +162,7 @@ TEST(Forward, Bf16CacheAgreesWithFloatCache) {
     }
     worst = std::max(worst, diff / scale);
   };
-  compare(0, 20);                              // prefill chunk: gather + sgemm from the bf16 copy
+  compare(0, 20);                              // prefill chunk
   for (int p = 20; p < 37; ++p) compare(p, 1);  // decode rows, L = 21..37 (odd and even)
   EXPECT_LT(worst, 3e-2);
   EXPECT_GT(worst, 0.0);  // it really ran in bf16
