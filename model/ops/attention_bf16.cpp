@@ -44,16 +44,22 @@ namespace {
 // ---- AVX512-BF16 backend: the same products with heads (scores) or dims (values) in lanes.
 void avx_scores(const uint16_t* qv, int nc, const uint16_t* const* ktile, int nkt, int row_stride,
                 float* st) {
-  for (int k = 0; k < nkt * 16; ++k) {
-    const uint16_t* key = ktile[k / 16] + static_cast<size_t>(k % 16) * row_stride;
-    __m512 acc = _mm512_setzero_ps();
-    for (int j = 0; j < nc * 16; ++j) {  // pair j of dims: 32-bit word of the key row
-      uint32_t w;
-      std::memcpy(&w, key + 2 * j, 4);
-      acc = _mm512_dpbf16_ps(acc, (__m512bh)_mm512_loadu_si512(qv + static_cast<size_t>(j) * 32),
-                             (__m512bh)_mm512_set1_epi32(static_cast<int>(w)));
+  // Eight keys at a time: eight independent accumulators share each query load.
+  for (int k0 = 0; k0 < nkt * 16; k0 += 8) {
+    const uint16_t* key[8];
+    for (int u = 0; u < 8; ++u)
+      key[u] = ktile[(k0 + u) / 16] + static_cast<size_t>((k0 + u) % 16) * row_stride;
+    __m512 acc[8];
+    for (auto& a : acc) a = _mm512_setzero_ps();
+    for (int j = 0; j < nc * 16; ++j) {  // pair j of dims: 32-bit word j of a key row
+      const __m512bh qj = (__m512bh)_mm512_loadu_si512(qv + static_cast<size_t>(j) * 32);
+      for (int u = 0; u < 8; ++u) {
+        uint32_t w;
+        std::memcpy(&w, key[u] + 2 * j, 4);
+        acc[u] = _mm512_dpbf16_ps(acc[u], qj, (__m512bh)_mm512_set1_epi32(static_cast<int>(w)));
+      }
     }
-    _mm512_storeu_ps(st + static_cast<size_t>(k) * 16, acc);
+    for (int u = 0; u < 8; ++u) _mm512_storeu_ps(st + static_cast<size_t>(k0 + u) * 16, acc[u]);
   }
 }
 
