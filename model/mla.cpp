@@ -128,20 +128,13 @@ void pack_mla_bf16(const ModelConfig& c, MlaWeights& w) {
   const int vd = static_cast<int>(c.v_head_dim), kvl = static_cast<int>(c.kv_lora_rank);
   const float scale = static_cast<float>(c.softmax_scale());
   const float* kvb = w.kv_b_proj.data();
-  for (int h = 0; h < nh; ++h) {
-    // kv_b rows h*(nope+v) + d: d < nope is W_uk[h][d, :], the rest W_uv[h][d - nope, :].
-    std::vector<float> uk(static_cast<size_t>(kvl) * nope), uv(static_cast<size_t>(vd) * kvl);
-    for (int d = 0; d < nope; ++d)
-      for (int j = 0; j < kvl; ++j)
-        uk[static_cast<size_t>(j) * nope + d] =
-            scale * kvb[(static_cast<size_t>(h) * (nope + vd) + d) * kvl + j];
-    std::copy(kvb + (static_cast<size_t>(h) * (nope + vd) + nope) * kvl,
-              kvb + (static_cast<size_t>(h) * (nope + vd) + nope + vd) * kvl, uv.begin());
-    w.w_uk_scaled.emplace_back(std::move(uk), kvl, nope);
-    w.w_uv.emplace_back(std::move(uv), vd, kvl);
-    w.w_uk_scaled.back().to_bf16();
-    w.w_uv.back().to_bf16();
-  }
+  // kv_b rows h*(nope+v) + d: d < nope is W_uk[h][d, :], the rest W_uv[h][d - nope, :].
+  w.uk_absorb = pack_head_proj(nh, nope, kvl, [&](int h, int i, int o) {
+    return scale * kvb[(static_cast<size_t>(h) * (nope + vd) + i) * kvl + o];
+  });
+  w.uv_absorb = pack_head_proj(nh, kvl, vd, [&](int h, int i, int o) {
+    return kvb[(static_cast<size_t>(h) * (nope + vd) + nope + o) * kvl + i];
+  });
   for (Linear* l : {&w.q_a_proj, &w.q_b_proj, &w.q_proj, &w.kv_a_proj_with_mqa, &w.o_proj})
     l->to_bf16();
 }
@@ -195,14 +188,11 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
   const float scale = static_cast<float>(c.softmax_scale());
   std::vector<float> qc(static_cast<size_t>(T) * nh * W);
   const float* kvb = w.kv_b_proj.data();
-  const bool packed = !w.w_uv.empty();
-  for (int h = 0; h < nh; ++h) {
-    if (packed)
-      w.w_uk_scaled[h].forward(&q[h * qd], T, &qc[h * W], nh * qd, nh * W);
-    else
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, kvl, nope, scale, &q[h * qd],
-                  nh * qd, kvb + static_cast<size_t>(h) * (nope + vd) * kvl, kvl, 0.0f, &qc[h * W],
-                  nh * W);
+  const bool packed = !w.uv_absorb.empty();
+  if (packed) head_proj_bf16(w.uk_absorb, q.data(), T, nh * qd, qd, qc.data(), nh * W, W);
+  for (int h = 0; h < nh && !packed; ++h) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, kvl, nope, scale, &q[h * qd], nh * qd,
+                kvb + static_cast<size_t>(h) * (nope + vd) * kvl, kvl, 0.0f, &qc[h * W], nh * W);
   }
   for (int t = 0; t < T; ++t)
     for (int h = 0; h < nh; ++h) {
@@ -218,13 +208,12 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
     attend_f32(kv, layer, batch, nh, kvl, qc.data(), out_lat.data());
   // out_lat[t,h,kv_lora] x W_uv[h][v, kv_lora]^T -> attn[t,h,v]
   std::vector<float> attn(static_cast<size_t>(T) * nh * vd);
-  for (int h = 0; h < nh; ++h) {
-    if (packed)
-      w.w_uv[h].forward(&out_lat[h * kvl], T, &attn[h * vd], nh * kvl, nh * vd);
-    else
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, vd, kvl, 1.0f, &out_lat[h * kvl],
-                  nh * kvl, kvb + (static_cast<size_t>(h) * (nope + vd) + nope) * kvl, kvl, 0.0f,
-                  &attn[h * vd], nh * vd);
+  if (packed)
+    head_proj_bf16(w.uv_absorb, out_lat.data(), T, nh * kvl, kvl, attn.data(), nh * vd, vd);
+  for (int h = 0; h < nh && !packed; ++h) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, vd, kvl, 1.0f, &out_lat[h * kvl],
+                nh * kvl, kvb + (static_cast<size_t>(h) * (nope + vd) + nope) * kvl, kvl, 0.0f,
+                &attn[h * vd], nh * vd);
   }
   w.o_proj.forward(attn.data(), T, out);
   (void)H;

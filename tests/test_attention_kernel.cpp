@@ -10,9 +10,11 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "model/batch.h"
+#include "model/ops/attention_absorb.h"
 #include "model/ops/attention_bf16.h"
 #include "model/ops/attention_kernel.h"
 #include "model/ops/dtypes.h"
@@ -300,5 +302,37 @@ TEST(AttentionKernel, Float32RowKernelSweepAgainstReference) {
       }
       EXPECT_LT(worst, 2e-5) << "heads " << d.heads << " L " << L << " page " << cs.page;
     }
+  }
+}
+
+// The per-head absorbed products (bf16 mode) against float sums of the same bf16-rounded
+// inputs; and a row's result does not depend on the number of rows in the call.
+TEST(AttentionKernel, HeadProjectionAgainstReferenceAndRowIndependent) {
+  if (!mla_bf16_cache_supported()) GTEST_SKIP() << "build without AVX512-BF16";
+  std::mt19937 g(4);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (auto [heads, in, out] : {std::tuple{16, 64, 256}, {3, 33, 20}, {128, 128, 512}}) {
+    std::vector<float> dense(static_cast<size_t>(heads) * in * out);
+    for (auto& x : dense) x = bf16_to_f32(f32_to_bf16(u(g)));
+    const HeadProjBf16 p = pack_head_proj_from(heads, in, out, dense);
+    const int T = 5;
+    const size_t xr = static_cast<size_t>(heads) * in + 7,
+                 yr = static_cast<size_t>(heads) * out + 3;
+    std::vector<float> x(T * xr), y(T * yr, 0.0f), y1(yr, 0.0f);
+    for (auto& v : x) v = bf16_to_f32(f32_to_bf16(u(g)));
+    head_proj_bf16(p, x.data(), T, xr, in, y.data(), yr, out);
+    head_proj_bf16(p, x.data() + 3 * xr, 1, xr, in, y1.data(), yr, out);
+    EXPECT_TRUE(std::equal(y1.begin(), y1.end(), y.begin() + 3 * yr)) << heads;
+    double worst = 0;
+    for (int t = 0; t < T; ++t)
+      for (int h = 0; h < heads; ++h)
+        for (int o = 0; o < out; ++o) {
+          double r = 0;
+          for (int i = 0; i < in; ++i)
+            r +=
+                double(x[t * xr + h * in + i]) * dense[(static_cast<size_t>(h) * in + i) * out + o];
+          worst = std::max(worst, std::fabs(r - y[t * yr + h * out + o]));
+        }
+    EXPECT_LT(worst, 1e-4 * in) << heads << " " << in << " " << out;
   }
 }
