@@ -193,9 +193,22 @@ TEST(AttentionKernel, Bf16LongDecodeAgainstReference) {
         TestCache c(d, L, 64, true, L);
         const auto q = make_queries(d, L, true, L + 1);
         std::vector<float> out;
+        const int saved = omp_get_max_threads();
+        omp_set_num_threads(2);  // one long row: split mode, (row, split) pairs over threads
         run_bf16(c, q, L - 1, L, out, ws);  // one decode row at position L - 1
         EXPECT_LT(worst_error(c, q, out, {L - 1}), kBf16Tol)
             << name(b) << " heads " << d.heads << " L " << L;
+        // Bitwise: one thread (block mode), and the row inside a 3-token block.
+        std::vector<float> one, block;
+        omp_set_num_threads(1);
+        run_bf16(c, q, L - 1, L, one, ws);
+        omp_set_num_threads(saved);
+        run_bf16(c, q, L - 3, L, block, ws, 3);
+        const size_t n = static_cast<size_t>(d.heads) * d.kv_lora, at = (L - 1) * n;
+        EXPECT_TRUE(std::equal(out.begin() + at, out.begin() + at + n, one.begin() + at))
+            << "1 vs 2 threads, heads " << d.heads << " L " << L;
+        EXPECT_TRUE(std::equal(out.begin() + at, out.begin() + at + n, block.begin() + at))
+            << "decode vs 3-token block, heads " << d.heads << " L " << L;
       }
   }
 }

@@ -291,7 +291,13 @@ void mla_attention_bf16(const MlaAttnShape& shape, const MlaBf16Pages& kv,
   // threads take (block, split) pairs and keep partials, merged afterwards. The arithmetic is
   // the same as block mode's, so the results are bitwise identical.
   size_t partial_floats = 0;
-  const bool split_mode = n < 2 * nthreads && total_splits > n && nthreads > 1;
+  // Threads only for work worth a parallel region (multiply-adds; ~1M is ~10 us here).
+  double work = 0;
+  for (int i = 0; i < n; ++i)
+    work += static_cast<double>(blocks[i].tq) * shape.heads * (blocks[i].pos0 + blocks[i].tq) *
+            (shape.width + shape.kv_lora);
+  const bool par = work > 1e6;
+  const bool split_mode = par && n < 2 * nthreads && total_splits > n && nthreads > 1;
   if (split_mode) {
     for (int i = 0; i < n; ++i)
       partial_floats += static_cast<size_t>(num_splits(blocks[i])) * blocks[i].tq * shape.heads;
@@ -299,7 +305,7 @@ void mla_attention_bf16(const MlaAttnShape& shape, const MlaBf16Pages& kv,
     if (ws.partial.size() < partial_floats) ws.partial.resize(partial_floats);
   }
   if (!split_mode) {
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (par)
     for (int i = 0; i < n; ++i) {
       auto& t = ws.threads[omp_get_thread_num()];
       const MlaQueryBlock& q = blocks[i];
