@@ -154,10 +154,14 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
   if (T == 0) return;
 
   // q = q_b(rmsnorm(q_a(x)))  [T, nh, nope+rope]
-  std::vector<float> q(static_cast<size_t>(T) * nh * qd);
+  // Buffers kept across calls (resized within their capacity: no allocation once warm).
+  thread_local struct { std::vector<float> q, qa, ckv, qc, out_lat, attn; } buf;
+  std::vector<float>& q = buf.q;
+  q.resize(static_cast<size_t>(T) * nh * qd);
   if (c.q_lora_rank > 0) {
     const int ql = static_cast<int>(c.q_lora_rank);
-    std::vector<float> qa(static_cast<size_t>(T) * ql);
+    std::vector<float>& qa = buf.qa;
+    qa.resize(static_cast<size_t>(T) * ql);
     w.q_a_proj.forward(x, T, qa.data());
     rmsnorm_rows(qa.data(), T, ql, w.q_a_layernorm.data(), eps);
     w.q_b_proj.forward(qa.data(), T, q.data());
@@ -165,7 +169,8 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
     w.q_proj.forward(x, T, q.data());
   }
   // ckv = kv_a(x) [T, kv_lora + rope]; c = rmsnorm(ckv[:kv_lora]); k_pe = rope(ckv[kv_lora:])
-  std::vector<float> ckv(static_cast<size_t>(T) * W);
+  std::vector<float>& ckv = buf.ckv;
+  ckv.resize(static_cast<size_t>(T) * W);
   w.kv_a_proj_with_mqa.forward(x, T, ckv.data());
   rmsnorm_rows(ckv.data(), T, kvl, w.kv_a_layernorm.data(), eps, W);
   for (int t = 0; t < T; ++t) {
@@ -186,7 +191,8 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
   // qc[t,h,:] = [q_nope[t,h] . W_uk[h] | q_pe[t,h]] * softmax_scale   [T, nh, W]
   // q_nope[t,h,nope] x W_uk[h][nope, kv_lora] -> q_lat[t,h,kv_lora]
   const float scale = static_cast<float>(c.softmax_scale());
-  std::vector<float> qc(static_cast<size_t>(T) * nh * W);
+  std::vector<float>& qc = buf.qc;
+  qc.resize(static_cast<size_t>(T) * nh * W);
   const float* kvb = w.kv_b_proj.data();
   const bool packed = !w.uv_absorb.empty();
   if (packed) head_proj_bf16(w.uk_absorb, q.data(), T, nh * qd, qd, qc.data(), nh * W, W);
@@ -201,13 +207,15 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
       for (int i = 0; i < rd; ++i) dst[i] = src[i] * scale;
     }
   // Attention per query row over its sequence's cached positions: out_lat [T, nh, kv_lora]
-  std::vector<float> out_lat(static_cast<size_t>(T) * nh * kvl);
+  std::vector<float>& out_lat = buf.out_lat;
+  out_lat.resize(static_cast<size_t>(T) * nh * kvl);
   if (kv.bf16)
     attend_bf16(kv, layer, batch, nh, kvl, qc.data(), out_lat.data());
   else
     attend_f32(kv, layer, batch, nh, kvl, qc.data(), out_lat.data());
   // out_lat[t,h,kv_lora] x W_uv[h][v, kv_lora]^T -> attn[t,h,v]
-  std::vector<float> attn(static_cast<size_t>(T) * nh * vd);
+  std::vector<float>& attn = buf.attn;
+  attn.resize(static_cast<size_t>(T) * nh * vd);
   if (packed)
     head_proj_bf16(w.uv_absorb, out_lat.data(), T, nh * kvl, kvl, attn.data(), nh * vd, vd);
   for (int h = 0; h < nh && !packed; ++h) {
