@@ -10,10 +10,10 @@ void KvCacheView::store(int layer, int page_id, int off, const float* v) const {
     for (int d = 0; d < width; ++d) p[offset(width, d, off)] = v[d];
     return;
   }
-  auto* p = reinterpret_cast<uint16_t*>(page(layer, page_id));
-  for (int d = 0; d < width; ++d) p[score_offset(width, d, off)] = f32_to_bf16(v[d]);
-  for (int d = 0; d < kv_lora; ++d)
-    p[value_offset(width, kv_lora, page_size, d, off)] = f32_to_bf16(v[d]);
+  auto* p = const_cast<uint16_t*>(bf16_row(layer, page_id, off));
+  const int stride = bf16_row_stride(width);
+  for (int d = 0; d < width; ++d) p[d] = f32_to_bf16(v[d]);
+  for (int d = width; d < stride; ++d) p[d] = 0;  // the kernels read whole 64-byte chunks
 }
 
 }  // namespace dpep

@@ -25,25 +25,29 @@ struct ForwardBatch {
   int num_rows() const { return static_cast<int>(token_ids.size()); }
 };
 
-// Paged cache of the compressed latent c [kv_lora] and the roped key k_pe [rope] per token:
-// storage [layer][page][slot block][d][16] float32, d < kv_lora + rope: within a page, blocks
-// of 16 slots, each holding every dimension as one 16-lane vector. A block of 16 keys is
-// then one contiguous stream (see model/attention_kernel.h). page_size is a multiple of 16.
+// Paged cache of the compressed latent c [kv_lora] and the roped key k_pe [rope] per token.
+// float32 (exact mode): storage [layer][page][slot block][d][16], d < kv_lora + rope: within a
+// page, blocks of 16 slots, each holding every dimension as one 16-lane vector (see
+// model/ops/attention_kernel.h). page_size is a multiple of 16.
+// bf16 (bf16 matmul mode): ONE copy, [layer][page][slot][row_stride] bf16, a token's
+// [kv_lora | rope | zero padding] row, row_stride = width rounded up to 32 (64 bytes). The
+// AMX kernel (model/ops/attention_bf16.h) reads the rows directly as the A operand of the
+// scores S^T = K Q^T, and the first kv_lora columns, interleaved by pairs of slots per key
+// block on the fly, as the B operand of P V.
 struct KvCacheView {
   float* data = nullptr;
   int num_layers = 0;
   int num_pages = 0;
   int page_size = 0;
   int width = 0;  // kv_lora + rope
-  // bf16 cache (bf16 matmul mode): a page holds two bf16 copies, each in 16-slot blocks:
-  // [slot/16][d/2][16][2] for scores (pairs of dimensions) then [slot/16][kv_lora][16] for the
-  // value pass (pairs of slots), so that both passes use AVX512-BF16 dot products.
   bool bf16 = false;
-  int kv_lora = 0;  // needed by the bf16 value copy
+  int kv_lora = 0;  // the part of a row that is also the value
   static constexpr int kSlotBlock = 16;
 
+  // bf16 rows: elements per slot (64-byte multiple).
+  static int bf16_row_stride(int width) { return (width + 31) / 32 * 32; }
   size_t page_floats() const {
-    return bf16 ? static_cast<size_t>(width + kv_lora) * page_size / 2
+    return bf16 ? static_cast<size_t>(bf16_row_stride(width)) * page_size / 2
                 : static_cast<size_t>(width) * page_size;
   }
   float* page(int layer, int page) const {
@@ -53,16 +57,10 @@ struct KvCacheView {
   static size_t offset(int width, int d, int slot) {
     return (static_cast<size_t>(slot / kSlotBlock) * width + d) * kSlotBlock + slot % kSlotBlock;
   }
-  // bf16 pages: offsets (in bf16 elements) of the score copy and of the value copy.
-  static size_t score_offset(int width, int d, int slot) {
-    return ((static_cast<size_t>(slot / kSlotBlock) * (width / 2) + d / 2) * kSlotBlock +
-            slot % kSlotBlock) *
-               2 +
-           d % 2;
-  }
-  static size_t value_offset(int width, int kv_lora, int page_size, int d, int slot) {
-    return static_cast<size_t>(width) * page_size +
-           (static_cast<size_t>(slot / kSlotBlock) * kv_lora + d) * kSlotBlock + slot % kSlotBlock;
+  // bf16 pages: the row of `slot` (row_stride elements).
+  const uint16_t* bf16_row(int layer, int page_id, int slot) const {
+    return reinterpret_cast<const uint16_t*>(page(layer, page_id)) +
+           static_cast<size_t>(slot) * bf16_row_stride(width);
   }
   // Writes one token's [width] values into slot `off` of `page`.
   void store(int layer, int page_id, int off, const float* v) const;

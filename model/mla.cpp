@@ -7,6 +7,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "model/ops/attention_bf16.h"
 #include "model/ops/attention_kernel.h"
 #include "model/ops/dtypes.h"
 #include "model/ops/ops.h"
@@ -14,9 +15,9 @@
 namespace dpep {
 namespace {
 
-// Prefill chunks: query blocks of this many rows of one sequence go through sgemm over each
-// cache page (M = rows * heads is large enough for GEMM efficiency); shorter work uses the
-// per-row kernel, which loads each cached value once for all heads.
+// float32 cache (exact mode). Prefill chunks: query blocks of this many rows of one sequence go
+// through sgemm over each cache page (M = rows * heads is large enough for GEMM efficiency);
+// shorter work uses the per-row kernel, which loads each cached value once for all heads.
 constexpr int kGemmRows = 16;
 constexpr int kQueryBlock = 64;
 
@@ -33,14 +34,6 @@ void attend_block_gemm(const KvCacheView& kv, int layer, const SequenceSlice& s,
   for (int p = 0; p * ps < L; ++p) {
     const int n = std::min(ps, L - p * ps);
     const float* page = kv.page(layer, s.block_table[p]);
-    if (kv.bf16) {  // the score copy holds every dimension
-      const auto* pb = reinterpret_cast<const uint16_t*>(page);
-      for (int d = 0; d < W; ++d)
-        for (int k = 0; k < n; ++k)
-          keys[static_cast<size_t>(d) * L + p * ps + k] =
-              bf16_to_f32(pb[KvCacheView::score_offset(W, d, k)]);
-      continue;
-    }
     for (int b = 0; b * KvCacheView::kSlotBlock < n; ++b) {
       const int m = std::min(KvCacheView::kSlotBlock, n - b * KvCacheView::kSlotBlock);
       const float* block = page + static_cast<size_t>(b) * W * KvCacheView::kSlotBlock;
@@ -66,99 +59,10 @@ void attend_block_gemm(const KvCacheView& kv, int layer, const SequenceSlice& s,
               keys.data(), L, 0.0f, out_lat, kv_lora);
 }
 
-}  // namespace
-
-void pack_mla_bf16(const ModelConfig& c, MlaWeights& w) {
-  const int nh = static_cast<int>(c.num_attention_heads),
-            nope = static_cast<int>(c.qk_nope_head_dim);
-  const int vd = static_cast<int>(c.v_head_dim), kvl = static_cast<int>(c.kv_lora_rank);
-  const float scale = static_cast<float>(c.softmax_scale());
-  const float* kvb = w.kv_b_proj.data();
-  for (int h = 0; h < nh; ++h) {
-    // kv_b rows h*(nope+v) + d: d < nope is W_uk[h][d, :], the rest W_uv[h][d - nope, :].
-    std::vector<float> uk(static_cast<size_t>(kvl) * nope), uv(static_cast<size_t>(vd) * kvl);
-    for (int d = 0; d < nope; ++d)
-      for (int j = 0; j < kvl; ++j)
-        uk[static_cast<size_t>(j) * nope + d] =
-            scale * kvb[(static_cast<size_t>(h) * (nope + vd) + d) * kvl + j];
-    std::copy(kvb + (static_cast<size_t>(h) * (nope + vd) + nope) * kvl,
-              kvb + (static_cast<size_t>(h) * (nope + vd) + nope + vd) * kvl, uv.begin());
-    w.w_uk_scaled.emplace_back(std::move(uk), kvl, nope);
-    w.w_uv.emplace_back(std::move(uv), vd, kvl);
-    w.w_uk_scaled.back().to_bf16();
-    w.w_uv.back().to_bf16();
-  }
-  for (Linear* l : {&w.q_a_proj, &w.q_b_proj, &w.q_proj, &w.kv_a_proj_with_mqa, &w.o_proj})
-    l->to_bf16();
-}
-
-void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, int layer,
-                 const float* x, const ForwardBatch& batch, const KvCacheView& kv, float* out) {
-  const int T = batch.num_rows();
-  const int H = static_cast<int>(c.hidden_size), nh = static_cast<int>(c.num_attention_heads);
-  const int nope = static_cast<int>(c.qk_nope_head_dim), rd = static_cast<int>(c.qk_rope_head_dim);
-  const int vd = static_cast<int>(c.v_head_dim), kvl = static_cast<int>(c.kv_lora_rank);
-  const int qd = nope + rd, W = kvl + rd;
-  const float eps = static_cast<float>(c.rms_norm_eps);
-  if (kv.width != W) throw std::logic_error("KV cache width does not match kv_lora + rope");
-  if (kv.bf16 && (kv.kv_lora != kvl || W % 2 != 0))
-    throw std::logic_error("bf16 KV cache shape mismatch");
-  if (kv.page_size % KvCacheView::kSlotBlock != 0)
-    throw std::logic_error("KV page size must be a multiple of 16");
-  if (T == 0) return;
-
-  // q = q_b(rmsnorm(q_a(x)))  [T, nh, nope+rope]
-  std::vector<float> q(static_cast<size_t>(T) * nh * qd);
-  if (c.q_lora_rank > 0) {
-    const int ql = static_cast<int>(c.q_lora_rank);
-    std::vector<float> qa(static_cast<size_t>(T) * ql);
-    w.q_a_proj.forward(x, T, qa.data());
-    rmsnorm_rows(qa.data(), T, ql, w.q_a_layernorm.data(), eps);
-    w.q_b_proj.forward(qa.data(), T, q.data());
-  } else {
-    w.q_proj.forward(x, T, q.data());
-  }
-  // ckv = kv_a(x) [T, kv_lora + rope]; c = rmsnorm(ckv[:kv_lora]); k_pe = rope(ckv[kv_lora:])
-  std::vector<float> ckv(static_cast<size_t>(T) * W);
-  w.kv_a_proj_with_mqa.forward(x, T, ckv.data());
-  rmsnorm_rows(ckv.data(), T, kvl, w.kv_a_layernorm.data(), eps, W);
-  for (int t = 0; t < T; ++t) {
-    rope.apply(&ckv[static_cast<size_t>(t) * W + kvl], 1, rd, batch.positions[t]);
-    rope.apply(&q[static_cast<size_t>(t) * nh * qd + nope], nh, qd, batch.positions[t]);
-  }
-  // Store this batch's latents in the cache before attending (a row attends to itself).
-  for (const auto& s : batch.seqs) {
-    for (int i = 0; i < s.num_rows; ++i) {
-      const int pos = s.start_pos + i;
-      const int blk = pos / kv.page_size;
-      if (blk >= s.num_blocks)
-        throw std::logic_error("sequence block table too short for its position");
-      kv.store(layer, s.block_table[blk], pos % kv.page_size,
-               &ckv[static_cast<size_t>(s.row_begin + i) * W]);
-    }
-  }
-  // qc[t,h,:] = [q_nope[t,h] . W_uk[h] | q_pe[t,h]] * softmax_scale   [T, nh, W]
-  // q_nope[t,h,nope] x W_uk[h][nope, kv_lora] -> q_lat[t,h,kv_lora]
-  const float scale = static_cast<float>(c.softmax_scale());
-  std::vector<float> qc(static_cast<size_t>(T) * nh * W);
-  const float* kvb = w.kv_b_proj.data();
-  const bool packed = !w.w_uv.empty();
-  for (int h = 0; h < nh; ++h) {
-    if (packed)
-      w.w_uk_scaled[h].forward(&q[h * qd], T, &qc[h * W], nh * qd, nh * W);
-    else
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, kvl, nope, scale, &q[h * qd],
-                  nh * qd, kvb + static_cast<size_t>(h) * (nope + vd) * kvl, kvl, 0.0f, &qc[h * W],
-                  nh * W);
-  }
-  for (int t = 0; t < T; ++t)
-    for (int h = 0; h < nh; ++h) {
-      const float* src = &q[(static_cast<size_t>(t) * nh + h) * qd + nope];
-      float* dst = &qc[(static_cast<size_t>(t) * nh + h) * W + kvl];
-      for (int i = 0; i < rd; ++i) dst[i] = src[i] * scale;
-    }
-  // Attention per query row over its sequence's cached positions: out_lat [T, nh, kv_lora]
-  std::vector<float> out_lat(static_cast<size_t>(T) * nh * kvl);
+// float32 cache: per-row kernel for decode rows and short chunks, sgemm blocks for long chunks.
+void attend_f32(const KvCacheView& kv, int layer, const ForwardBatch& batch, int nh, int kvl,
+                const float* qc, float* out_lat) {
+  const int W = kv.width;
   // Work items: (seq index, first row, rows); rows > 1 means a GEMM block.
   struct Item {
     int seq, row, rows;
@@ -181,8 +85,8 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
     for (int i = 0; i < static_cast<int>(work.size()); ++i) {
       const SequenceSlice& s = batch.seqs[work[i].seq];
       const int r = work[i].row, L = s.start_pos + r + 1;  // causal: keys [0, pos]
+      const size_t row = static_cast<size_t>(s.row_begin + r) * nh;
       if (work[i].rows > 1) {
-        const size_t row = static_cast<size_t>(s.row_begin + r) * nh;
         attend_block_gemm(kv, layer, s, r, work[i].rows, nh, kvl, &qc[row * W], &out_lat[row * kvl],
                           scratch, keys);
         continue;
@@ -191,25 +95,133 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
       pages.resize(np);
       for (int p = 0; p < np; ++p) pages[p] = kv.page(layer, s.block_table[p]);
       scratch.resize(static_cast<size_t>(32) * L + 16 * kvl + 16 * W + 64);
-      const size_t row = static_cast<size_t>(s.row_begin + r) * nh;
-      if (kv.bf16)
-        mla_attend_row_bf16(&qc[row * W], nh, W, kvl,
-                            reinterpret_cast<const uint16_t* const*>(pages.data()), kv.page_size, L,
-                            &out_lat[row * kvl], scratch.data());
-      else
-        mla_attend_row(&qc[row * W], nh, W, kvl, pages.data(), kv.page_size, L, &out_lat[row * kvl],
-                       scratch.data());
+      mla_attend_row(&qc[row * W], nh, W, kvl, pages.data(), kv.page_size, L, &out_lat[row * kvl],
+                     scratch.data());
     }
   }
+}
+
+// bf16 cache: one flash-attention kernel for decode rows and prefill chunks alike (AMX tiles),
+// in query blocks of ~256 rows; results do not depend on the chunking (attention_bf16.h).
+void attend_bf16(const KvCacheView& kv, int layer, const ForwardBatch& batch, int nh, int kvl,
+                 const float* qc, float* out_lat) {
+  thread_local MlaAttnWorkspace ws;
+  thread_local std::vector<MlaQueryBlock> blocks;
+  const int W = kv.width, qt = mla_query_block_tokens(nh);
+  blocks.clear();
+  for (const auto& s : batch.seqs)
+    for (int r = 0; r < s.num_rows; r += qt) {
+      const size_t row = static_cast<size_t>(s.row_begin + r) * nh;
+      blocks.push_back({qc + row * W, out_lat + row * kvl, std::min(qt, s.num_rows - r),
+                        s.start_pos + r, s.block_table});
+    }
+  const MlaBf16Pages pages{reinterpret_cast<const uint16_t*>(kv.page(layer, 0)),
+                           kv.page_floats() * 2, kv.page_size, KvCacheView::bf16_row_stride(W)};
+  mla_attention_bf16({nh, W, kvl}, pages, blocks.data(), static_cast<int>(blocks.size()), ws);
+}
+
+}  // namespace
+
+void pack_mla_bf16(const ModelConfig& c, MlaWeights& w) {
+  const int nh = static_cast<int>(c.num_attention_heads),
+            nope = static_cast<int>(c.qk_nope_head_dim);
+  const int vd = static_cast<int>(c.v_head_dim), kvl = static_cast<int>(c.kv_lora_rank);
+  const float scale = static_cast<float>(c.softmax_scale());
+  const float* kvb = w.kv_b_proj.data();
+  // kv_b rows h*(nope+v) + d: d < nope is W_uk[h][d, :], the rest W_uv[h][d - nope, :].
+  w.uk_absorb = pack_head_proj(nh, nope, kvl, [&](int h, int i, int o) {
+    return scale * kvb[(static_cast<size_t>(h) * (nope + vd) + i) * kvl + o];
+  });
+  w.uv_absorb = pack_head_proj(nh, kvl, vd, [&](int h, int i, int o) {
+    return kvb[(static_cast<size_t>(h) * (nope + vd) + nope + o) * kvl + i];
+  });
+  for (Linear* l : {&w.q_a_proj, &w.q_b_proj, &w.q_proj, &w.kv_a_proj_with_mqa, &w.o_proj})
+    l->to_bf16();
+}
+
+void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, int layer,
+                 const float* x, const ForwardBatch& batch, const KvCacheView& kv, float* out) {
+  const int T = batch.num_rows();
+  const int H = static_cast<int>(c.hidden_size), nh = static_cast<int>(c.num_attention_heads);
+  const int nope = static_cast<int>(c.qk_nope_head_dim), rd = static_cast<int>(c.qk_rope_head_dim);
+  const int vd = static_cast<int>(c.v_head_dim), kvl = static_cast<int>(c.kv_lora_rank);
+  const int qd = nope + rd, W = kvl + rd;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  if (kv.width != W) throw std::logic_error("KV cache width does not match kv_lora + rope");
+  if (kv.bf16 && kv.kv_lora != kvl) throw std::logic_error("bf16 KV cache shape mismatch");
+  if (kv.page_size % KvCacheView::kSlotBlock != 0)
+    throw std::logic_error("KV page size must be a multiple of 16");
+  if (T == 0) return;
+
+  // q = q_b(rmsnorm(q_a(x)))  [T, nh, nope+rope]
+  // Buffers kept across calls (resized within their capacity: no allocation once warm).
+  thread_local struct { std::vector<float> q, qa, ckv, qc, out_lat, attn; } buf;
+  std::vector<float>& q = buf.q;
+  q.resize(static_cast<size_t>(T) * nh * qd);
+  if (c.q_lora_rank > 0) {
+    const int ql = static_cast<int>(c.q_lora_rank);
+    std::vector<float>& qa = buf.qa;
+    qa.resize(static_cast<size_t>(T) * ql);
+    w.q_a_proj.forward(x, T, qa.data());
+    rmsnorm_rows(qa.data(), T, ql, w.q_a_layernorm.data(), eps);
+    w.q_b_proj.forward(qa.data(), T, q.data());
+  } else {
+    w.q_proj.forward(x, T, q.data());
+  }
+  // ckv = kv_a(x) [T, kv_lora + rope]; c = rmsnorm(ckv[:kv_lora]); k_pe = rope(ckv[kv_lora:])
+  std::vector<float>& ckv = buf.ckv;
+  ckv.resize(static_cast<size_t>(T) * W);
+  w.kv_a_proj_with_mqa.forward(x, T, ckv.data());
+  rmsnorm_rows(ckv.data(), T, kvl, w.kv_a_layernorm.data(), eps, W);
+  for (int t = 0; t < T; ++t) {
+    rope.apply(&ckv[static_cast<size_t>(t) * W + kvl], 1, rd, batch.positions[t]);
+    rope.apply(&q[static_cast<size_t>(t) * nh * qd + nope], nh, qd, batch.positions[t]);
+  }
+  // Store this batch's latents in the cache before attending (a row attends to itself).
+  for (const auto& s : batch.seqs) {
+    for (int i = 0; i < s.num_rows; ++i) {
+      const int pos = s.start_pos + i;
+      const int blk = pos / kv.page_size;
+      if (blk >= s.num_blocks)
+        throw std::logic_error("sequence block table too short for its position");
+      kv.store(layer, s.block_table[blk], pos % kv.page_size,
+               &ckv[static_cast<size_t>(s.row_begin + i) * W]);
+    }
+  }
+  // qc[t,h,:] = [q_nope[t,h] . W_uk[h] | q_pe[t,h]] * softmax_scale   [T, nh, W]
+  // q_nope[t,h,nope] x W_uk[h][nope, kv_lora] -> q_lat[t,h,kv_lora]
+  const float scale = static_cast<float>(c.softmax_scale());
+  std::vector<float>& qc = buf.qc;
+  qc.resize(static_cast<size_t>(T) * nh * W);
+  const float* kvb = w.kv_b_proj.data();
+  const bool packed = !w.uv_absorb.empty();
+  if (packed) head_proj_bf16(w.uk_absorb, q.data(), T, nh * qd, qd, qc.data(), nh * W, W);
+  for (int h = 0; h < nh && !packed; ++h) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, kvl, nope, scale, &q[h * qd], nh * qd,
+                kvb + static_cast<size_t>(h) * (nope + vd) * kvl, kvl, 0.0f, &qc[h * W], nh * W);
+  }
+  for (int t = 0; t < T; ++t)
+    for (int h = 0; h < nh; ++h) {
+      const float* src = &q[(static_cast<size_t>(t) * nh + h) * qd + nope];
+      float* dst = &qc[(static_cast<size_t>(t) * nh + h) * W + kvl];
+      for (int i = 0; i < rd; ++i) dst[i] = src[i] * scale;
+    }
+  // Attention per query row over its sequence's cached positions: out_lat [T, nh, kv_lora]
+  std::vector<float>& out_lat = buf.out_lat;
+  out_lat.resize(static_cast<size_t>(T) * nh * kvl);
+  if (kv.bf16)
+    attend_bf16(kv, layer, batch, nh, kvl, qc.data(), out_lat.data());
+  else
+    attend_f32(kv, layer, batch, nh, kvl, qc.data(), out_lat.data());
   // out_lat[t,h,kv_lora] x W_uv[h][v, kv_lora]^T -> attn[t,h,v]
-  std::vector<float> attn(static_cast<size_t>(T) * nh * vd);
-  for (int h = 0; h < nh; ++h) {
-    if (packed)
-      w.w_uv[h].forward(&out_lat[h * kvl], T, &attn[h * vd], nh * kvl, nh * vd);
-    else
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, vd, kvl, 1.0f, &out_lat[h * kvl],
-                  nh * kvl, kvb + (static_cast<size_t>(h) * (nope + vd) + nope) * kvl, kvl, 0.0f,
-                  &attn[h * vd], nh * vd);
+  std::vector<float>& attn = buf.attn;
+  attn.resize(static_cast<size_t>(T) * nh * vd);
+  if (packed)
+    head_proj_bf16(w.uv_absorb, out_lat.data(), T, nh * kvl, kvl, attn.data(), nh * vd, vd);
+  for (int h = 0; h < nh && !packed; ++h) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, vd, kvl, 1.0f, &out_lat[h * kvl],
+                nh * kvl, kvb + (static_cast<size_t>(h) * (nope + vd) + nope) * kvl, kvl, 0.0f,
+                &attn[h * vd], nh * vd);
   }
   w.o_proj.forward(attn.data(), T, out);
   (void)H;

@@ -7,6 +7,7 @@
 #include "model/batch.h"
 #include "model/config.h"
 #include "model/linear.h"
+#include "model/ops/attention_absorb.h"
 #include "model/rope.h"
 
 namespace dpep {
@@ -20,12 +21,12 @@ struct MlaWeights {
   std::vector<float> kv_a_layernorm;  // [kv_lora]
   Linear kv_b_proj;                   // [heads*(nope+v), kv_lora]: rows h*(nope+v)+d, d<nope = W_uk
   Linear o_proj;                      // [H, heads*v]
-  // bf16 mode only: kv_b split per head for the absorbed products, packed for oneDNN.
-  std::vector<Linear> w_uk_scaled;  // [heads] of [kv_lora, nope] = softmax_scale * W_uk[h]^T
-  std::vector<Linear> w_uv;         // [heads] of [v, kv_lora]
+  // bf16 mode only: kv_b split per head for the absorbed products (model/ops/attention_absorb.h).
+  HeadProjBf16 uk_absorb;  // per head [nope -> kv_lora]: softmax_scale * W_uk[h]
+  HeadProjBf16 uv_absorb;  // per head [kv_lora -> v]: W_uv[h]^T
 };
 
-// Builds w_uk_scaled and w_uv from kv_b_proj (float32) and packs them, and every projection, as
+// Builds uk_absorb and uv_absorb from kv_b_proj (float32) and packs them, and every projection, as
 // bf16.
 void pack_mla_bf16(const ModelConfig& c, MlaWeights& w);
 

@@ -13,7 +13,8 @@ KvCache::KvCache(int num_layers, int num_pages, int page_size, int width, bool b
   view_.kv_lora = kv_lora;
   view_.page_size = page_size;
   view_.width = width;
-  data_.reset(new float[static_cast<size_t>(num_layers) * num_pages * view_.page_floats()]);
+  data_.reset(new (std::align_val_t(
+      64)) float[static_cast<size_t>(num_layers) * num_pages * view_.page_floats()]);
   view_.data = data_.get();
   view_.num_layers = num_layers;
   view_.num_pages = num_pages;

@@ -1,7 +1,8 @@
-// Storage of the paged MLA latent cache for one rank: [layer][page][slot][kv_lora + rope] float32.
+// Storage of the paged MLA latent cache for one rank (layouts: KvCacheView in model/batch.h).
 #pragma once
 #include <cstddef>
 #include <memory>
+#include <new>
 #include <vector>
 
 #include "model/batch.h"
@@ -10,18 +11,24 @@ namespace dpep {
 
 class KvCache {
  public:
-  // bf16: two bf16 copies per token (KvCacheView::bf16), kv_lora needed for the value copy.
+  // bf16: one bf16 row per token (KvCacheView::bf16); kv_lora is the value part of a row.
   KvCache(int num_layers, int num_pages, int page_size, int width, bool bf16 = false,
           int kv_lora = 0);
   const KvCacheView& view() const { return view_; }
   static size_t bytes_per_token(int num_layers, int width, bool bf16 = false, int kv_lora = 0) {
-    return static_cast<size_t>(num_layers) * (bf16 ? (width + kv_lora) * 2 : width * sizeof(float));
+    (void)kv_lora;
+    return static_cast<size_t>(num_layers) *
+           (bf16 ? KvCacheView::bf16_row_stride(width) * 2 : width * sizeof(float));
   }
 
  private:
   // Not zero-filled: the OS maps pages on first touch, and low page ids are handed out first,
   // so a large cache costs memory only as it is used.
-  std::unique_ptr<float[]> data_;
+  // 64-byte aligned: bf16 rows are whole cache lines.
+  struct AlignedDelete {
+    void operator()(float* p) const { ::operator delete[](p, std::align_val_t(64)); }
+  };
+  std::unique_ptr<float[], AlignedDelete> data_;
   KvCacheView view_;
 };
 

@@ -137,7 +137,7 @@ TEST(Forward, TokenOutsideVocabularyIsAnError) {
 #include "model/ops/attention_kernel.h"
 
 // The bf16 latent cache (bf16 matmul mode) against the float32 cache: same logits to bf16
-// precision, for a prefill (GEMM path) and for decode rows (the AVX512-BF16 kernel), with odd
+// precision, for a prefill chunk and for decode rows (model/ops/attention_bf16.h), with odd
 // key counts so that the last pair of keys is half empty (its other slot holds NaN).
 TEST(Forward, Bf16CacheAgreesWithFloatCache) {
   if (!mla_bf16_cache_supported()) GTEST_SKIP() << "build without AVX512-BF16";
@@ -162,8 +162,44 @@ TEST(Forward, Bf16CacheAgreesWithFloatCache) {
     }
     worst = std::max(worst, diff / scale);
   };
-  compare(0, 20);                              // prefill chunk: gather + sgemm from the bf16 copy
+  compare(0, 20);                              // prefill chunk
   for (int p = 20; p < 37; ++p) compare(p, 1);  // decode rows, L = 21..37 (odd and even)
   EXPECT_LT(worst, 3e-2);
   EXPECT_GT(worst, 0.0);  // it really ran in bf16
+}
+
+// The bf16 model (bf16 GEMMs, bf16 latent cache, bf16 attention) against the float32 model:
+// logits of a 40-token prefill and 12 decode steps agree within 2% of the largest logit.
+TEST(Forward, Bf16ModelWithinToleranceOfFloat32Model) {
+  if (!mla_bf16_cache_supported()) GTEST_SKIP() << "build without AVX512-BF16";
+  ModelConfig c = tiny_config();
+  ModelOptions o16;
+  o16.matmul_dtype = MatmulDType::BF16;
+  Model m32(c, random_weights(c, 29), {}), m16(c, random_weights(c, 29), {}, o16);
+  ASSERT_TRUE(m16.kv_cache_bf16());
+  comm::LoopbackExchange ex;
+  const auto tokens = prompt(52, c.vocab_size, 3);
+  SimpleCache f32(c, 8, 16), b16(c, 8, 16, true);
+  int sf = f32.new_seq(), sb = b16.new_seq();
+  std::vector<float> lf, lb;
+  double worst = 0;
+  auto compare = [&](int start, int n) {
+    std::vector<int> chunk(tokens.begin() + start, tokens.begin() + start + n), rows(n);
+    std::iota(rows.begin(), rows.end(), 0);
+    m32.forward(one_seq_batch(f32, sf, chunk, start, rows), f32.view, ex, lf);
+    m16.forward(one_seq_batch(b16, sb, chunk, start, rows), b16.view, ex, lb);
+    double scale = 0, diff = 0;
+    for (size_t i = 0; i < lf.size(); ++i) {
+      ASSERT_TRUE(std::isfinite(lb[i]));
+      scale = std::max(scale, double(std::fabs(lf[i])));
+      diff = std::max(diff, double(std::fabs(lf[i] - lb[i])));
+    }
+    worst = std::max(worst, diff / scale);
+  };
+  compare(0, 40);
+  for (int p = 40; p < 52; ++p) compare(p, 1);
+  std::printf("bf16 model vs float32 model: max |logit difference| = %.4f of the largest logit\n",
+              worst);
+  EXPECT_LT(worst, 2e-2);  // measured 0.0045
+  EXPECT_GT(worst, 0.0);
 }

@@ -15,13 +15,7 @@ namespace dpep {
 void mla_attend_row(const float* qc, int heads, int W, int kv_lora, const float* const* pages,
                     int page_size, int L, float* out_lat, float* scratch);
 
-// The same over a bf16 cache (KvCacheView::bf16): scores and values as AVX512-BF16 dot
-// products (queries and probabilities rounded to bf16, float32 accumulation). pages[i] is the
-// page base as bf16 elements. scratch: at least 2 * heads * L + 16 * kv_lora + 16 * W + 64 floats.
-void mla_attend_row_bf16(const float* qc, int heads, int W, int kv_lora,
-                         const uint16_t* const* pages, int page_size, int L, float* out_lat,
-                         float* scratch);
-// Whether this build has the bf16 kernel (compiled for AVX512-BF16).
+// Whether this build has the bf16 cache kernel (model/ops/attention_bf16.h, needs AVX512-BF16).
 bool mla_bf16_cache_supported();
 
 // In-place softmax over n values (vectorised exp).

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# One sequence (issue 13): the bench preset (bf16 weights, --matmul-dtype bf16), I tokens in,
+# O out, one rank, T threads. Prints, all measured in this run:
+#   - prefill tok/s (I / TTFT) and decode tok/s (1 / TPOT) of this tree;
+#   - the decode bandwidth roofline: active bf16 weight bytes per token / read bandwidth with
+#     T threads (perf/bench_read_bw);
+#   - the same run of the baseline commit (default e862868), built with ccache in a temporary
+#     git worktree and run with OPENBLAS_CORETYPE=SKYLAKEX, and the ratios.
+# The two binaries alternate for R rounds (a shared machine is noisy); the best round of each
+# is compared, every round is printed.
+# Usage: perf/one_sequence_bench.sh [I=256] [O=128] [T=2] [R=2] [BASELINE=e862868]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+I=${1:-256}; O=${2:-128}; T=${3:-2}; R=${4:-2}; BASE=${5:-e862868}
+W=${DPEP_BENCH_DIR:-/tmp/dpep-one-seq}; mkdir -p "$W"
+cmake --build build -j2 --target dpep bench_read_bw >/dev/null
+SRC=$W/baseline-$BASE
+if [[ ! -x $SRC/build/dpep ]]; then
+  echo "building baseline $BASE in $SRC (log $W/baseline-build.log)"
+  [[ -d $SRC ]] || git worktree add --detach "$SRC" "$BASE" >/dev/null
+  (cd "$SRC" && cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER_LAUNCHER=ccache &&
+   cmake --build build -j2 --target dpep) >"$W/baseline-build.log" 2>&1
+fi
+[[ -f $W/bench.h5 ]] || build/dpep init-model --preset bench --seed 1 --dtype bf16 --out "$W/bench.h5" >/dev/null
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u)"
+OMP_NUM_THREADS=$T build/perf/bench_read_bw 1024 | tee "$W/bw.txt"
+BW=$(sed -n 's/.*MB buffer: \([0-9.]*\) GB\/s.*/\1/p' "$W/bw.txt")
+run() {  # name, binary, extra env...
+  local name=$1 bin=$2; shift 2
+  env "$@" "$bin" offline --model "$W/bench.h5" --num-prompts 1 --random-input-len "$I" \
+    --random-output-len "$O" --random-range-ratio 1 --matmul-dtype bf16 --threads "$T" \
+    --kv-cache-tokens 4096 --log-dir "$W/logs-$name" --result-file "$W/$name.json" >"$W/$name.txt" 2>&1
+}
+for r in $(seq 1 "$R"); do
+  run "base-$r" "$SRC/build/dpep" OPENBLAS_CORETYPE=SKYLAKEX
+  run "new-$r" build/dpep
+done
+python3 - "$W" "$BW" "$I" "$R" "$BASE" <<'PY'
+import json, sys
+w, bw, I, R, base = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+def load(name):
+    r = json.load(open(f"{w}/{name}.json"))
+    return I / (r["mean_ttft_ms"] / 1000), 1000 / r["mean_tpot_ms"], r["active_params_per_token"] * 2
+best = {}
+for kind in ("base", "new"):
+    for r in range(1, R + 1):
+        p, d, b = load(f"{kind}-{r}")
+        print(f"round {r} {kind:4}: prefill {p:7.1f} tok/s, decode {d:6.1f} tok/s")
+        bp, bd, _ = best.get(kind, (0, 0, b))
+        best[kind] = (max(bp, p), max(bd, d), b)
+(bp, bd, _), (np_, nd, nbytes) = best["base"], best["new"]
+bound = bw * 1e9 / nbytes
+print(f"\nbaseline {base}: prefill {bp:.1f} tok/s, decode {bd:.1f} tok/s (best of {R})")
+print(f"this tree:        prefill {np_:.1f} tok/s, decode {nd:.1f} tok/s (best of {R})")
+print(f"ratio:            prefill {np_ / bp:.2f}x, decode {nd / bd:.2f}x")
+print(f"decode roofline:  {bound:.1f} tok/s ({nbytes / 1e6:.1f} MB active bf16 weights per token at "
+      f"{bw:.1f} GB/s) -> this tree at {100 * nd / bound:.0f}% of it")
+print(f"goals (issue 13): decode >= 120 tok/s: {'yes' if nd >= 120 else 'no'}; >= 85% of roofline: "
+      f"{'yes' if nd >= 0.85 * bound else 'no'}; prefill >= 2 x 495.8 tok/s: {'yes' if np_ >= 991.6 else 'no'}")
+PY
