@@ -46,6 +46,11 @@ struct KvCacheView {
 
   // bf16 rows: elements per slot (64-byte multiple).
   static int bf16_row_stride(int width) { return (width + 31) / 32 * 32; }
+  // Cache bytes of one token in one layer: the one statement of the layout's size (the KV cache
+  // and the memory plan both ask it).
+  static size_t bytes_per_token_layer(int width, bool bf16) {
+    return bf16 ? static_cast<size_t>(bf16_row_stride(width)) * 2 : width * sizeof(float);
+  }
   size_t page_floats() const {
     return bf16 ? static_cast<size_t>(bf16_row_stride(width)) * page_size / 2
                 : static_cast<size_t>(width) * page_size;

@@ -17,8 +17,7 @@ class KvCache {
   const KvCacheView& view() const { return view_; }
   static size_t bytes_per_token(int num_layers, int width, bool bf16 = false, int kv_lora = 0) {
     (void)kv_lora;
-    return static_cast<size_t>(num_layers) *
-           (bf16 ? KvCacheView::bf16_row_stride(width) * 2 : width * sizeof(float));
+    return static_cast<size_t>(num_layers) * KvCacheView::bytes_per_token_layer(width, bf16);
   }
 
  private:

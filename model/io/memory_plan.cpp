@@ -1,5 +1,7 @@
 #include "model/io/memory_plan.h"
 
+#include "model/batch.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -70,9 +72,9 @@ DType resident_dtype(const TensorSpec& spec, DType stored) {
 }
 
 uint64_t kv_cache_bytes_per_token(const ModelConfig& c, bool bf16) {
-  const uint64_t width = c.kv_lora_rank + c.qk_rope_head_dim;
-  const uint64_t per_layer = bf16 ? (width + c.kv_lora_rank) * 2 : width * sizeof(float);
-  return static_cast<uint64_t>(c.num_hidden_layers) * per_layer;
+  const int width = static_cast<int>(c.kv_lora_rank + c.qk_rope_head_dim);
+  return static_cast<uint64_t>(c.num_hidden_layers) *
+         KvCacheView::bytes_per_token_layer(width, bf16);
 }
 
 uint64_t activation_bytes(const ModelConfig& c, const PlanFlags& f) {
