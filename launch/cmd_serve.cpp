@@ -146,6 +146,23 @@ bool warm_up(ServeRoot& root, const RankRuntime& rt) {
   return true;
 }
 
+// /health turns 503 once a step has run past half the watchdog timeout; when the watchdog
+// ends the job, every in-flight client first gets an error response or event.
+void watch_engine(comm::Watchdog& wd, ServeSource& source, ServeHttpOptions& ho) {
+  ho.health_problem = [&wd] {
+    const auto age = wd.step_age();
+    if (age * 2 <= wd.timeout()) return std::string();
+    return fmt::format(
+        "the engine looks stuck: a step has run for {:.1f} s (--watchdog-timeout {:g} s)",
+        age.count() / 1000.0, wd.timeout().count() / 1000.0);
+  };
+  wd.set_on_trip([&source](const std::string& why) {
+    source.begin_shutdown();
+    source.fail_all("the server is stopping: " + why);
+    std::this_thread::sleep_for(std::chrono::seconds(1));  // let the HTTP threads write them
+  });
+}
+
 int run_serve(int argc, char** argv) {
   ModelArgs margs;
   RunArgs rargs;
@@ -192,6 +209,7 @@ int run_serve(int argc, char** argv) {
         ho.api_key = sargs.api_key;
         ho.threads = sargs.http_threads;
         ho.reasoning_parser = !sargs.reasoning_parser.empty();
+        if (rt.watchdog->enabled()) watch_engine(*rt.watchdog, *root->source, ho);
         root->http = std::make_unique<ServeHttp>(ho, *root->source, root->metrics, root->limits);
         root->http->bind();
       },

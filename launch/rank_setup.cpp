@@ -4,9 +4,11 @@
 #include <fmt/format.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "comm/mpi_exchange.h"
+#include "comm/mpi_heartbeat.h"
 #include "model/io/random_init.h"
 #include "model/io/weights_file.h"
 #include "runtime/tokenizer/preset_tokenizer.h"
@@ -27,6 +29,19 @@ static std::string preset_tokenizer_dir(const ModelConfig& c, const std::filesys
       << text::build_preset_tokenizer_json(static_cast<int>(c.vocab_size));
   std::ofstream(dir / "tokenizer_config.json") << text::build_preset_tokenizer_config_json();
   return dir.string();
+}
+
+// Disarmed until setup is done: start-up collectives may wait for a rank loading its weights.
+// Non-root ranks trip 5 s after the root, which names the stuck rank from the heartbeats.
+static std::unique_ptr<comm::Watchdog> make_watchdog(double timeout_s) {
+  const auto ms = std::chrono::milliseconds(
+      static_cast<long long>((timeout_s >= 0 ? std::min(timeout_s, 86400.0) : 0.0) * 1000));
+  auto wd = std::make_unique<comm::Watchdog>(ms, /*armed=*/false);
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (wd->enabled() && size > 1)
+    wd->set_heartbeat(comm::Heartbeat::create(MPI_COMM_WORLD, 0), std::chrono::seconds(5));
+  return wd;
 }
 
 void agree_or_throw(comm::ControlPlane& cp, const std::function<void()>& body,
@@ -51,7 +66,8 @@ void agree_or_throw(comm::ControlPlane& cp, const std::function<void()>& body,
 RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const RunArgs& rargs) {
   RankRuntime rt;
   rt.mpi = std::make_unique<comm::MpiContext>(argc, argv);
-  rt.cp = std::make_unique<comm::MpiControlPlane>(MPI_COMM_WORLD);
+  rt.watchdog = make_watchdog(rargs.watchdog_timeout);
+  rt.cp = std::make_unique<comm::MpiControlPlane>(MPI_COMM_WORLD, 0, rt.watchdog.get());
   const auto& info = rt.mpi->info();
   rt.id = RankIdentity{info.rank, info.size, info.local_rank, info.local_size, 1, info.host};
   agree_or_throw(
@@ -66,7 +82,8 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
       },
       "setup");
   if (info.size > 1)
-    rt.ex = std::make_unique<comm::MpiExchange>(MPI_COMM_WORLD);
+    rt.ex = std::make_unique<comm::MpiExchange>(
+        MPI_COMM_WORLD, comm::MpiExchangeOptions{.watchdog = rt.watchdog.get()});
   else
     rt.ex = std::make_unique<comm::LoopbackExchange>();
   auto t0 = std::chrono::steady_clock::now();
@@ -123,6 +140,7 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
           KvCache::bytes_per_token(c.num_hidden_layers, rt.model->kv_width(),
                                    rt.model->kv_cache_bf16(), static_cast<int>(c.kv_lora_rank)) /
           1e6);
+  rt.watchdog->arm();
   return rt;
 }
 

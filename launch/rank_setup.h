@@ -9,6 +9,7 @@
 #include "comm/expert_exchange.h"
 #include "comm/mpi_context.h"
 #include "comm/mpi_control.h"
+#include "comm/mpi_watchdog.h"
 #include "launch/run_options.h"
 #include "model/model.h"
 #include "runtime/dp_loop.h"
@@ -21,6 +22,7 @@ namespace dpep {
 
 struct RankRuntime {
   std::unique_ptr<comm::MpiContext> mpi;
+  std::unique_ptr<comm::Watchdog> watchdog;  // --watchdog-timeout; armed once setup is done
   std::unique_ptr<comm::ControlPlane> cp;
   std::unique_ptr<comm::ExpertExchange> ex;
   std::unique_ptr<Model> model;

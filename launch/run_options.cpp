@@ -39,7 +39,10 @@ void RunArgs::add_to(po::options_description& d) {
       "log-level", po::value(&log_level)->default_value(log_level),
       "trace, debug, info, warn, error, off")("log-every",
                                               po::value(&log_every)->default_value(log_every),
-                                              "info-level step summary every N steps");
+                                              "info-level step summary every N steps")(
+      "watchdog-timeout", po::value(&watchdog_timeout)->default_value(watchdog_timeout),
+      "seconds a step or collective may run before every rank is stopped with a message naming "
+      "the stuck rank (0: off)");
 }
 
 void RunArgs::validate() const {
@@ -55,6 +58,8 @@ void RunArgs::validate() const {
        "--page-size must be a multiple of 16 in [16, 4096]");
   need(threads >= 0 && threads <= 1024, "--threads must be in [0, 1024]");
   need(log_every >= 0, "--log-every must be >= 0");
+  need(watchdog_timeout >= 0 && watchdog_timeout <= 86400,
+       "--watchdog-timeout must be in [0, 86400] seconds (0: off)");
 }
 
 bool parse_command_line(int argc, char** argv, const po::options_description& d,

@@ -107,6 +107,7 @@ void DpLoop::run_impl(RequestSource* source) {
   int64_t step = 0;
   for (;; ++step) {
     // 1. Work from rank 0.
+    cp_.begin_step(step);  // watchdog: from here to end_step() counts against its timeout
     double tc0 = now_s();
     comm::Blob mine = cp_.scatter_blobs(root ? assign(*source) : std::vector<comm::Blob>{});
     {
@@ -127,6 +128,7 @@ void DpLoop::run_impl(RequestSource* source) {
     if (g.any_error())
       throw std::runtime_error(fmt::format("rank {} reported an error", g.first_error_rank));
     if (g.all_idle()) {
+      cp_.end_step();
       if (g.stop) break;
       comm::IdleStats idle = cp_.idle_wait([&] { return source->ready() || source->exhausted(); });
       totals_.idle_s += idle.waited.count() / 1000.0;
@@ -151,6 +153,7 @@ void DpLoop::run_impl(RequestSource* source) {
     w.put<uint32_t>(static_cast<uint32_t>(rep.events.size()));
     for (const auto& e : rep.events) wire::put_event(w, e);
     auto all = cp_.gather_blobs(w.bytes());
+    cp_.end_step();
     totals_.comm_s += now_s() - tg0;
     if (root) {
       for (int k = 0; k < cp_.size(); ++k) {

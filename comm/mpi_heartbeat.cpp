@@ -1,0 +1,153 @@
+#include "comm/mpi_heartbeat.h"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <random>
+
+namespace dpep::comm {
+namespace {
+
+struct Packet {
+  uint64_t token;
+  Beat beat;
+};
+
+std::string processor_name() {
+  char name[MPI_MAX_PROCESSOR_NAME];
+  int len = 0;
+  MPI_Get_processor_name(name, &len);
+  return std::string(name, len);
+}
+
+// A UDP socket connected to host:port (127.0.0.1 when local), or -1.
+int connect_udp(const std::string& host, bool local, int port) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (local) {
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  } else {
+    addrinfo hints{}, *res = nullptr;
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_DGRAM;
+    if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || !res) return -1;
+    addr.sin_addr = reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr;
+    freeaddrinfo(res);
+  }
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
+std::unique_ptr<Heartbeat> Heartbeat::create(MPI_Comm comm, int root) {
+  std::unique_ptr<Heartbeat> hb(new Heartbeat());
+  MPI_Comm_rank(comm, &hb->rank_);
+  MPI_Comm_size(comm, &hb->size_);
+  hb->root_ = root;
+  // Root: a UDP socket on any port; {port, token} go to everyone with the root's host name.
+  int64_t hdr[2] = {0, 0};
+  if (hb->is_root()) {
+    hb->fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_ANY);
+    socklen_t len = sizeof(addr);
+    if (hb->fd_ >= 0 && bind(hb->fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+        getsockname(hb->fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      hdr[0] = ntohs(addr.sin_port);
+      hdr[1] =
+          static_cast<int64_t>(std::random_device{}() ^ (uint64_t(std::random_device{}()) << 32));
+    } else if (hb->fd_ >= 0) {
+      close(hb->fd_);
+      hb->fd_ = -1;
+    }
+  }
+  MPI_Bcast(hdr, 2, MPI_INT64_T, root, comm);
+  hb->token_ = static_cast<uint64_t>(hdr[1]);
+  // Every rank's host name to every rank (small; the root needs all, the others the root's).
+  const std::string me = processor_name();
+  char mine[MPI_MAX_PROCESSOR_NAME] = {};
+  std::memcpy(mine, me.data(), std::min<size_t>(me.size(), MPI_MAX_PROCESSOR_NAME - 1));
+  std::vector<char> all(static_cast<size_t>(hb->size_) * MPI_MAX_PROCESSOR_NAME);
+  MPI_Allgather(mine, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, all.data(), MPI_MAX_PROCESSOR_NAME,
+                MPI_CHAR, comm);
+  for (int r = 0; r < hb->size_; ++r) hb->hosts_.emplace_back(&all[r * MPI_MAX_PROCESSOR_NAME]);
+  if (hb->is_root()) {
+    hb->seen_.resize(hb->size_);
+  } else if (hdr[0] > 0) {
+    const std::string& root_host = hb->hosts_[root];
+    hb->fd_ = connect_udp(root_host, root_host == me, static_cast<int>(hdr[0]));
+  }
+  return hb;
+}
+
+Heartbeat::~Heartbeat() {
+  if (fd_ >= 0) close(fd_);
+}
+
+void Heartbeat::send(const Beat& b) {
+  if (fd_ < 0 || is_root()) return;
+  Packet p{token_, b};
+  p.beat.rank = rank_;
+  (void)!::send(fd_, &p, sizeof(p), MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+void Heartbeat::receive() {
+  if (fd_ < 0 || !is_root()) return;
+  Packet p;
+  for (;;) {
+    const ssize_t n = ::recv(fd_, &p, sizeof(p), MSG_DONTWAIT);
+    if (n < 0) return;
+    if (n != static_cast<ssize_t>(sizeof(p)) || p.token != token_) continue;
+    const int r = p.beat.rank;
+    if (r < 0 || r >= size_ || r == root_) continue;
+    p.beat.what[sizeof(p.beat.what) - 1] = 0;
+    seen_[r] = Seen{true, p.beat, Clock::now()};
+  }
+}
+
+std::string Heartbeat::diagnose(std::chrono::milliseconds silent_ms, int64_t my_step) const {
+  if (!is_root()) return "";
+  if (fd_ < 0) return "";  // no beats on this job
+  const auto now = Clock::now();
+  std::string out;
+  auto add = [&](const std::string& s) { out += (out.empty() ? "" : "; ") + s; };
+  for (int r = 0; r < size_; ++r) {
+    if (r == root_) continue;
+    const Seen& s = seen_[r];
+    const std::string who = fmt::format("rank {} (host {})", r, hosts_[r]);
+    if (!s.any) {
+      const double up = std::chrono::duration<double>(now - created_).count();
+      add(fmt::format("{} sent no heartbeat in {:.1f} s (stopped, frozen, dead or unreachable?)",
+                      who, up));
+      continue;
+    }
+    const double quiet = std::chrono::duration<double>(now - s.at).count();
+    if (quiet * 1000 >= silent_ms.count()) {
+      add(fmt::format("{} sent no heartbeat for {:.1f} s (stopped, frozen or dead?)", who, quiet));
+      continue;
+    }
+    const Beat& b = s.last;
+    if (b.step_age_ms >= 0 && b.collective_age_ms < 0)
+      add(fmt::format("{} is still computing step {} outside any collective ({:.1f} s into it)",
+                      who, b.step, b.step_age_ms / 1000.0));
+    else if (b.step < my_step)
+      add(fmt::format("{} is behind, at step {}{}", who, b.step,
+                      b.what[0] ? fmt::format(" in '{}'", b.what) : std::string()));
+  }
+  return out;
+}
+
+}  // namespace dpep::comm

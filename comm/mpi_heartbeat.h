@@ -1,0 +1,65 @@
+// Heartbeats from every rank to the root over UDP, so that when the job is stuck the root can
+// name the rank that stopped: a SIGSTOPped, frozen or dead rank goes silent, a rank stuck in
+// its own compute reports that it is outside any collective. MPI cannot carry them: it is
+// initialised FUNNELED and the engine thread may be blocked inside a collective.
+//
+//   auto hb = Heartbeat::create(MPI_COMM_WORLD, 0);  // collective (engine thread)
+//   hb->send(beat);                                  // non-root, any thread (watchdog)
+//   hb->receive(); hb->diagnose(...)                 // root, any one thread (watchdog)
+//
+// The root's address is its processor name (127.0.0.1 on the same host); if it cannot be
+// resolved, that rank's beats are simply missing and the root reports the rank as silent only
+// if it never heard from it (the message says so). Beats carry a per-job random token.
+#pragma once
+#include <mpi.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace dpep::comm {
+
+// What a rank says about itself, about once a second.
+struct Beat {
+  int32_t rank = 0;
+  int64_t step = -1;               // current or last step
+  int64_t step_age_ms = -1;        // how long the current step has run; -1 between steps
+  int64_t collective_age_ms = -1;  // how long this rank waits in a collective; -1 if not in one
+  char what[40] = {};              // the collective's label (empty if none)
+};
+
+class Heartbeat {
+ public:
+  using Clock = std::chrono::steady_clock;
+  // Collective over comm. Never throws: on a socket error the instance works without beats.
+  static std::unique_ptr<Heartbeat> create(MPI_Comm comm, int root);
+  ~Heartbeat();
+  Heartbeat(const Heartbeat&) = delete;
+  Heartbeat& operator=(const Heartbeat&) = delete;
+
+  bool is_root() const { return rank_ == root_; }
+  void send(const Beat& b);  // non-root; drops the beat on error
+  void receive();            // root: takes every beat waiting on the socket (non-blocking)
+  // Root: one phrase per rank that looks stuck, e.g. "rank 1 (host vm) sent no heartbeat for
+  // 9.1 s (stopped, frozen or dead?)"; empty when every rank looks healthy. silent_ms: no beat
+  // for that long counts as silent. my_step: the root's current step.
+  std::string diagnose(std::chrono::milliseconds silent_ms, int64_t my_step) const;
+
+ private:
+  Heartbeat() = default;
+  int rank_ = 0, size_ = 1, root_ = 0;
+  int fd_ = -1;
+  uint64_t token_ = 0;
+  std::vector<std::string> hosts_;  // root: every rank's host
+  struct Seen {
+    bool any = false;
+    Beat last;
+    Clock::time_point at;
+  };
+  std::vector<Seen> seen_;  // root, index = rank
+  Clock::time_point created_ = Clock::now();
+};
+
+}  // namespace dpep::comm
