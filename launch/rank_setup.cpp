@@ -63,7 +63,8 @@ void agree_or_throw(comm::ControlPlane& cp, const std::function<void()>& body,
       fmt::format("{} failed on rank {} (see its message)", what, g.first_error_rank));
 }
 
-RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const RunArgs& rargs) {
+RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const RunArgs& rargs,
+                       const std::function<void()>& root_before_load) {
   RankRuntime rt;
   rt.mpi = std::make_unique<comm::MpiContext>(argc, argv);
   rt.watchdog = make_watchdog(rargs.watchdog_timeout);
@@ -79,6 +80,7 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
         omp_set_num_threads(rt.id.threads);
         openblas_set_num_threads(rt.id.threads);
         rt.log = open_rank_log(rargs.log_dir, rt.id, rargs.log_level);
+        if (info.rank == 0 && root_before_load) root_before_load();
       },
       "setup");
   if (info.size > 1)

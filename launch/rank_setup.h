@@ -39,7 +39,10 @@ struct RankRuntime {
 
 // Collective. Throws (on every rank, with the same message naming the failing rank) if any
 // rank failed.
-RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const RunArgs& rargs);
+// root_before_load runs on rank 0 before any weight is read (e.g. checks an output path); if it
+// throws, every rank fails at once.
+RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const RunArgs& rargs,
+                       const std::function<void()>& root_before_load = {});
 
 // Collective: agrees on whether any rank failed in `body`; rethrows on every rank if so.
 void agree_or_throw(comm::ControlPlane& cp, const std::function<void()>& body,
