@@ -1,8 +1,10 @@
 // dpep serve: an OpenAI-compatible HTTP server over every rank of the job. Rank 0 runs the
 // HTTP server (its own threads) and the proxy that assigns each request to a DP rank; every
 // rank runs the lock-step DpLoop on its main thread, the only thread that calls MPI.
-// SIGINT/SIGTERM (mpirun forwards them to every rank): rank 0 stops accepting (503), lets what
-// is in flight finish (--drain-timeout, then aborts it) and ends the loop; every rank exits 0.
+// SIGINT/SIGTERM/SIGUSR1 (mpirun forwards them to every rank): rank 0 stops accepting (503),
+// lets what is in flight finish (--drain-timeout, then aborts it) and ends the loop; every rank
+// exits 0. mpirun SIGKILLs the ranks about 2 s after a SIGTERM of its own, SIGUSR1 it only
+// forwards: scripts/dpep-mpirun turns SIGTERM into SIGUSR1 for a full drain.
 #include <fmt/format.h>
 
 #include <atomic>
@@ -34,6 +36,7 @@ void install_signal_handlers() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGUSR1, &sa, nullptr);  // mpirun forwards it untouched: scripts/dpep-mpirun
   std::signal(SIGPIPE, SIG_IGN);  // a client that closed its socket must not kill rank 0
 }
 
