@@ -84,9 +84,9 @@ std::unique_ptr<Heartbeat> Heartbeat::create(MPI_Comm comm, int root) {
   MPI_Allgather(mine, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, all.data(), MPI_MAX_PROCESSOR_NAME,
                 MPI_CHAR, comm);
   for (int r = 0; r < hb->size_; ++r) hb->hosts_.emplace_back(&all[r * MPI_MAX_PROCESSOR_NAME]);
-  if (hb->is_root()) {
-    hb->seen_.resize(hb->size_);
-  } else if (hdr[0] > 0) {
+  hb->seen_.resize(hb->size_);
+  hb->addr_.resize(hb->size_);
+  if (!hb->is_root() && hdr[0] > 0) {
     const std::string& root_host = hb->hosts_[root];
     hb->fd_ = connect_udp(root_host, root_host == me, static_cast<int>(hdr[0]));
   }
@@ -105,17 +105,64 @@ void Heartbeat::send(const Beat& b) {
 }
 
 void Heartbeat::receive() {
-  if (fd_ < 0 || !is_root()) return;
+  if (fd_ < 0) return;
   Packet p;
   for (;;) {
-    const ssize_t n = ::recv(fd_, &p, sizeof(p), MSG_DONTWAIT);
+    sockaddr_storage from{};
+    socklen_t len = sizeof(from);
+    const ssize_t n =
+        ::recvfrom(fd_, &p, sizeof(p), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &len);
     if (n < 0) return;
     if (n != static_cast<ssize_t>(sizeof(p)) || p.token != token_) continue;
     const int r = p.beat.rank;
-    if (r < 0 || r >= size_ || r == root_) continue;
+    if (r < 0 || r >= size_) continue;
     p.beat.what[sizeof(p.beat.what) - 1] = 0;
-    seen_[r] = Seen{true, p.beat, Clock::now()};
+    if (!is_root()) {  // the root's answer or goodbye
+      if (r != root_) continue;
+      seen_[r].any = true;
+      seen_[r].gone = seen_[r].gone || p.beat.kind == 2;
+      seen_[r].at = Clock::now();
+      continue;
+    }
+    if (r == root_) continue;
+    const bool gone = seen_[r].gone || p.beat.kind == 2;
+    seen_[r] = Seen{true, gone, p.beat, Clock::now()};
+    addr_[r].assign(reinterpret_cast<uint8_t*>(&from), reinterpret_cast<uint8_t*>(&from) + len);
+    Packet answer{token_, Beat{}};
+    answer.beat.rank = root_;
+    answer.beat.kind = 1;
+    (void)!::sendto(fd_, &answer, sizeof(answer), MSG_DONTWAIT | MSG_NOSIGNAL,
+                    reinterpret_cast<sockaddr*>(&from), len);
   }
+}
+
+int Heartbeat::silent_peer(std::chrono::milliseconds limit, double& quiet_s) const {
+  if (fd_ < 0) return -1;
+  const auto now = Clock::now();
+  for (int r = 0; r < size_; ++r) {
+    if (r == rank_ || (!is_root() && r != root_)) continue;
+    const Seen& s = seen_[r];
+    if (!s.any || s.gone || now - s.at < limit) continue;
+    quiet_s = std::chrono::duration<double>(now - s.at).count();
+    return r;
+  }
+  return -1;
+}
+
+void Heartbeat::say_goodbye() {
+  if (fd_ < 0) return;
+  Packet p{token_, Beat{}};
+  p.beat.rank = rank_;
+  p.beat.kind = 2;
+  if (!is_root()) {
+    (void)!::send(fd_, &p, sizeof(p), MSG_DONTWAIT | MSG_NOSIGNAL);
+    return;
+  }
+  for (const auto& a : addr_)
+    if (!a.empty())
+      (void)!::sendto(fd_, &p, sizeof(p), MSG_DONTWAIT | MSG_NOSIGNAL,
+                      reinterpret_cast<const sockaddr*>(a.data()),
+                      static_cast<socklen_t>(a.size()));
 }
 
 std::string Heartbeat::diagnose(std::chrono::milliseconds silent_ms, int64_t my_step) const {

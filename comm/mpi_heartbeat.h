@@ -21,9 +21,10 @@
 
 namespace dpep::comm {
 
-// What a rank says about itself, about once a second.
+// What a rank says about itself, every watchdog check (4 times a second).
 struct Beat {
   int32_t rank = 0;
+  int32_t kind = 0;                // 0 beat (rank -> root), 1 answer (root -> rank), 2 goodbye
   int64_t step = -1;               // current or last step
   int64_t step_age_ms = -1;        // how long the current step has run; -1 between steps
   int64_t collective_age_ms = -1;  // how long this rank waits in a collective; -1 if not in one
@@ -41,7 +42,15 @@ class Heartbeat {
 
   bool is_root() const { return rank_ == root_; }
   void send(const Beat& b);  // non-root; drops the beat on error
-  void receive();            // root: takes every beat waiting on the socket (non-blocking)
+  // Takes every packet waiting on the socket (non-blocking). Root: records beats and answers
+  // each one, so the other ranks hear from the root too. Others: records the root's answers.
+  void receive();
+  // The first peer (root: any rank; others: the root) heard from before that has been silent
+  // for `limit`, without saying goodbye; -1 if none. quiet_s: how long.
+  int silent_peer(std::chrono::milliseconds limit, double& quiet_s) const;
+  // Tells the peers this rank ends normally (its silence from now on is no fault).
+  void say_goodbye();
+  const std::string& host(int rank) const { return hosts_[rank]; }
   // Root: one phrase per rank that looks stuck, e.g. "rank 1 (host vm) sent no heartbeat for
   // 9.1 s (stopped, frozen or dead?)"; empty when every rank looks healthy. silent_ms: no beat
   // for that long counts as silent. my_step: the root's current step.
@@ -54,11 +63,12 @@ class Heartbeat {
   uint64_t token_ = 0;
   std::vector<std::string> hosts_;  // root: every rank's host
   struct Seen {
-    bool any = false;
+    bool any = false, gone = false;
     Beat last;
     Clock::time_point at;
   };
-  std::vector<Seen> seen_;  // root, index = rank
+  std::vector<Seen> seen_;                  // root: index = rank; others: the root's entry only
+  std::vector<std::vector<uint8_t>> addr_;  // root: where each rank's beats come from
   Clock::time_point created_ = Clock::now();
 };
 

@@ -25,6 +25,7 @@ Watchdog::~Watchdog() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
+    if (hb_) hb_->say_goodbye();  // this rank ends normally: its silence is no fault
   }
   cv_.notify_all();
   thread_.join();
@@ -60,10 +61,8 @@ void Watchdog::set_on_trip(std::function<void(const std::string&)> f) {
 
 void Watchdog::beat(int64_t now) {
   if (!hb_) return;
-  if (hb_->is_root()) {
-    hb_->receive();
-    return;
-  }
+  hb_->receive();
+  if (hb_->is_root()) return;
   Beat b;
   b.step = step_.load(std::memory_order_relaxed);
   const int64_t t0 = step_begin_ms_.load(std::memory_order_acquire);
@@ -88,10 +87,8 @@ std::string Watchdog::trip_message(int64_t now, int64_t step_ms, int64_t coll_ms
                       step, step_ms / 1000.0);
   msg += fmt::format(" (--watchdog-timeout {:g} s)", timeout_s);
   if (hb_ && hb_->is_root()) {
-    // Beats arrive about once per check period; three missed ones mean silence.
-    const auto period = std::min<int64_t>(1000, std::max<int64_t>(timeout_.count() / 4, 1));
-    const std::string diag =
-        hb_->diagnose(std::chrono::milliseconds(std::max<int64_t>(3 * period, 1000)), step);
+    // Beats arrive every check period (<= 250 ms); two seconds without one mean silence.
+    const std::string diag = hb_->diagnose(std::chrono::milliseconds(2000), step);
     if (!diag.empty())
       msg += ": " + diag;
     else if (what)
@@ -106,14 +103,48 @@ std::string Watchdog::trip_message(int64_t now, int64_t step_ms, int64_t coll_ms
 }
 
 void Watchdog::run() {
-  // Check a few times per timeout period; never sleep more than 1 s so shutdown is quick.
+  // Check a few times per timeout period, at least 4 times a second: shutdown is quick, and
+  // heartbeats (sent and answered at this pace) show every rank the root within a second.
   const auto period = std::min<std::chrono::milliseconds>(
-      std::chrono::milliseconds(1000), std::max(timeout_ / 4, decltype(timeout_)(1)));
+      std::chrono::milliseconds(250), std::max(timeout_ / 4, decltype(timeout_)(1)));
   std::unique_lock<std::mutex> lock(mu_);
+  int64_t last_wake = now_ms();
   while (!cv_.wait_for(lock, period, [this] { return stop_; })) {
     const int64_t now = now_ms();
+    const int64_t gap = now - last_wake;
+    last_wake = now;
     beat(now);
     if (!armed_.load(std::memory_order_acquire)) continue;
+    // This thread slept far past its period: the whole process was stopped (SIGSTOP, then
+    // SIGCONT from mpirun ending the job) or frozen. Say so instead of blaming the others.
+    if (gap >= std::max<int64_t>(timeout_.count() / 2, 3 * period.count() + 4000)) {
+      const std::string msg =
+          fmt::format("watchdog: this rank was itself stopped or frozen for {:.1f} s (at step {})",
+                      gap / 1000.0, step_.load());
+      if (on_trip_) on_trip_(msg);
+      abort_job(msg);
+    }
+    // A peer gone silent for the whole timeout, even between steps (an idle server whose
+    // rank was stopped would otherwise hang the next request for the timeout).
+    double quiet_s = 0;
+    if (const int r = hb_ ? hb_->silent_peer(timeout_, quiet_s) : -1; r >= 0) {
+      const int64_t t0 = step_begin_ms_.load(std::memory_order_acquire);
+      const char* what = what_.load(std::memory_order_acquire);
+      std::string here;
+      if (what)
+        here = fmt::format("waits in collective '{}' at step {} for {:.1f} s", what, step_.load(),
+                           (now - entered_ms_.load()) / 1000.0);
+      else if (t0 >= 0)
+        here = fmt::format("is in step {} ({:.1f} s)", step_.load(), (now - t0) / 1000.0);
+      else
+        here = fmt::format("is between steps (last step {})", step_.load());
+      const std::string msg = fmt::format(
+          "watchdog: rank {} (host {}) sent no heartbeat for {:.1f} s (stopped, frozen or "
+          "dead?); this rank {} (--watchdog-timeout {:g} s)",
+          r, hb_->host(r), quiet_s, here, timeout_.count() / 1000.0);
+      if (on_trip_) on_trip_(msg);
+      abort_job(msg);
+    }
     const char* what = what_.load(std::memory_order_acquire);
     const int64_t coll_ms = what ? now - entered_ms_.load(std::memory_order_relaxed) : 0;
     const int64_t t0 = step_begin_ms_.load(std::memory_order_acquire);

@@ -9,7 +9,7 @@
 // Only time inside a step or a scope counts; idle waiting between steps never trips it.
 // The label must be a string literal (its pointer is kept).
 //
-// With heartbeats (set_heartbeat), non-root ranks report to the root about once a second and
+// With heartbeats (set_heartbeat), non-root ranks report to the root 4 times a second and
 // trip only `grace` after the root would, so the root, which can name the stuck rank from the
 // beats, speaks first; if the root itself is stuck the others still end the job.
 // A watchdog built disarmed ignores scopes until arm() (start-up collectives may legitimately

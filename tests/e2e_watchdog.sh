@@ -75,18 +75,21 @@ grep -m1 "watchdog:" "$W/offline.out"
 echo "ok offline: a stopped rank ends the job"
 
 # ---- serve ----
-: >"$W/serve.out"
-"${MPIRUN[@]}" -np 2 "$DPEP" serve --model "$W/m.h5" --port 0 --log-dir "$W/slogs" --tokenizer preset \
-  --kv-cache-tokens 8192 --watchdog-timeout $TIMEOUT >"$W/serve.out" 2>"$W/serve.err" &
-JOB=$!
-PORT=""
-for _ in $(seq 1 600); do
-  PORT=$(sed -n 's|.*ready at http://127.0.0.1:\([0-9]*\).*|\1|p' "$W/serve.out")
-  [ -n "$PORT" ] && break
-  kill -0 "$JOB" 2>/dev/null || { echo "FAIL: serve did not start"; cat "$W/serve.err"; exit 1; }
-  sleep 0.1
-done
-[ -n "$PORT" ] || { echo "FAIL: serve not ready"; exit 1; }
+start_server() {
+  : >"$W/serve.out"
+  "${MPIRUN[@]}" -np 2 "$DPEP" serve --model "$W/m.h5" --port 0 --log-dir "$W/slogs" --tokenizer preset \
+    --kv-cache-tokens 8192 --watchdog-timeout $TIMEOUT >"$W/serve.out" 2>"$W/serve.err" &
+  JOB=$!
+  PORT=""
+  for _ in $(seq 1 600); do
+    PORT=$(sed -n 's|.*ready at http://127.0.0.1:\([0-9]*\).*|\1|p' "$W/serve.out")
+    [ -n "$PORT" ] && break
+    kill -0 "$JOB" 2>/dev/null || { echo "FAIL: serve did not start"; cat "$W/serve.err"; exit 1; }
+    sleep 0.1
+  done
+  [ -n "$PORT" ] || { echo "FAIL: serve not ready"; exit 1; }
+}
+start_server
 R1=$(rank_pid 1)
 T0=$SECONDS
 python3 - "$PORT" "$R1" $TIMEOUT <<'PY'
@@ -152,4 +155,40 @@ end_within $((TIMEOUT + 30 - (SECONDS - T0)))
 grep -Eq "watchdog: .*rank 1 \(host .*\) sent no heartbeat (for|in) " "$W/serve.err" ||
   { echo "FAIL: no message naming rank 1"; cat "$W/serve.err"; exit 1; }
 echo "ok serve: a stopped rank ends the job, clients told"
+
+# An idle server (no request in flight) whose rank 1 stops: rank 0 notices the silence.
+start_server
+R1=$(rank_pid 1)
+kill -STOP "$R1"
+end_within $((TIMEOUT + 30))
+grep -Eq "rank 0 \(host .*\): watchdog: rank 1 \(host .*\) sent no heartbeat for [0-9.]+ s .*between steps" \
+  "$W/serve.err" || { echo "FAIL: no message naming rank 1"; cat "$W/serve.err"; exit 1; }
+echo "ok idle serve: a stopped rank 1 ends the job"
+
+# Rank 0 itself stops with a request in flight: rank 1 ends the job, naming rank 0, and the
+# client sees its connection close (nothing on rank 0 can answer it).
+start_server
+R0=$(rank_pid 0)
+T0=$SECONDS
+python3 - "$PORT" "$R0" <<'PY'
+import http.client, json, os, signal, sys
+port, r0 = int(sys.argv[1]), int(sys.argv[2])
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+c.request("POST", "/v1/completions", json.dumps({"prompt": [5, 6, 7], "max_tokens": 1900, "ignore_eos": True,
+                                                 "stream": True}), {"Content-Type": "application/json"})
+r = c.getresponse()
+assert r.status == 200 and r.readline().startswith(b"data: ")
+os.kill(r0, signal.SIGSTOP)
+try:
+    while r.readline():
+        pass
+except (ConnectionError, http.client.HTTPException) as e:
+    print("ok the client's connection closed:", type(e).__name__)
+else:
+    print("ok the client's connection closed (end of stream without [DONE])")
+PY
+end_within $((TIMEOUT + 30 - (SECONDS - T0)))
+grep -Eq "rank 1 \(host .*\): watchdog: rank 0 \(host .*\) sent no heartbeat for [0-9.]+ s" "$W/serve.err" ||
+  { echo "FAIL: no message naming rank 0"; cat "$W/serve.err"; exit 1; }
+echo "ok serve: a stopped rank 0 ends the job, its client's connection closes"
 echo "1 passed, 0 failed"
