@@ -132,6 +132,7 @@ int run_offline(int argc, char** argv) {
   InputLines input;
   std::unique_ptr<ResultWriter> writer;
   auto before_load = [&] {
+    if (!result_file.empty()) check_output_writable(result_file);
     if (output_file.empty()) return;
     check_output_writable(output_file);
     if (!input_file.empty()) input = read_input_lines(input_file);
