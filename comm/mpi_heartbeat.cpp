@@ -2,11 +2,14 @@
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 
@@ -25,28 +28,29 @@ std::string processor_name() {
   return std::string(name, len);
 }
 
-// A UDP socket connected to host:port (127.0.0.1 when local), or -1.
-int connect_udp(const std::string& host, bool local, int port) {
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (local) {
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  } else {
-    addrinfo hints{}, *res = nullptr;
-    hints.ai_family = AF_INET;
-    hints.ai_socktype = SOCK_DGRAM;
-    if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || !res) return -1;
-    addr.sin_addr = reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr;
-    freeaddrinfo(res);
+// The root's IPv4 addresses as a rank elsewhere may reach it: those of its host name if it
+// resolves, then every non-loopback interface address of the root (at most 8 in all).
+std::vector<uint32_t> local_ipv4_addresses() {
+  std::vector<uint32_t> out;
+  ifaddrs* ifs = nullptr;
+  if (getifaddrs(&ifs) != 0) return out;
+  for (ifaddrs* i = ifs; i && out.size() < 8; i = i->ifa_next) {
+    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || (i->ifa_flags & IFF_LOOPBACK))
+      continue;
+    out.push_back(reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr);
   }
-  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
+  freeifaddrs(ifs);
+  return out;
+}
+
+uint32_t resolve_ipv4(const std::string& host) {
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_DGRAM;
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || !res) return 0;
+  const uint32_t a = reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr.s_addr;
+  freeaddrinfo(res);
+  return a;
 }
 
 }  // namespace
@@ -76,6 +80,14 @@ std::unique_ptr<Heartbeat> Heartbeat::create(MPI_Comm comm, int root) {
   }
   MPI_Bcast(hdr, 2, MPI_INT64_T, root, comm);
   hb->token_ = static_cast<uint64_t>(hdr[1]);
+  // The root's interface addresses, for ranks on other hosts: [count, addr...].
+  uint32_t root_addrs[9] = {};
+  if (hb->is_root()) {
+    const auto a = local_ipv4_addresses();
+    root_addrs[0] = static_cast<uint32_t>(a.size());
+    std::copy(a.begin(), a.end(), root_addrs + 1);
+  }
+  MPI_Bcast(root_addrs, 9, MPI_UINT32_T, root, comm);
   // Every rank's host name to every rank (small; the root needs all, the others the root's).
   const std::string me = processor_name();
   char mine[MPI_MAX_PROCESSOR_NAME] = {};
@@ -87,10 +99,34 @@ std::unique_ptr<Heartbeat> Heartbeat::create(MPI_Comm comm, int root) {
   hb->seen_.resize(hb->size_);
   hb->addr_.resize(hb->size_);
   if (!hb->is_root() && hdr[0] > 0) {
+    // Same host: loopback. Elsewhere: every address the root may be reached at (beats to the
+    // wrong ones are lost, which is harmless; the root answers whichever arrive).
+    std::vector<uint32_t> to;
     const std::string& root_host = hb->hosts_[root];
-    hb->fd_ = connect_udp(root_host, root_host == me, static_cast<int>(hdr[0]));
+    if (root_host == me) {
+      to.push_back(htonl(INADDR_LOOPBACK));
+    } else {
+      if (const uint32_t a = resolve_ipv4(root_host)) to.push_back(a);
+      for (uint32_t k = 0; k < std::min<uint32_t>(root_addrs[0], 8); ++k)
+        if (std::find(to.begin(), to.end(), root_addrs[1 + k]) == to.end())
+          to.push_back(root_addrs[1 + k]);
+    }
+    for (uint32_t a : to) {
+      sockaddr_in sa{};
+      sa.sin_family = AF_INET;
+      sa.sin_port = htons(static_cast<uint16_t>(hdr[0]));
+      sa.sin_addr.s_addr = a;
+      hb->targets_.push_back(sa);
+    }
+    if (!to.empty()) hb->fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   }
   return hb;
+}
+
+void Heartbeat::send_to_root(const void* data, size_t n) {
+  for (const auto& sa : targets_)
+    (void)!::sendto(fd_, data, n, MSG_DONTWAIT | MSG_NOSIGNAL,
+                    reinterpret_cast<const sockaddr*>(&sa), sizeof(sa));
 }
 
 Heartbeat::~Heartbeat() {
@@ -101,7 +137,7 @@ void Heartbeat::send(const Beat& b) {
   if (fd_ < 0 || is_root()) return;
   Packet p{token_, b};
   p.beat.rank = rank_;
-  (void)!::send(fd_, &p, sizeof(p), MSG_DONTWAIT | MSG_NOSIGNAL);
+  send_to_root(&p, sizeof(p));
 }
 
 void Heartbeat::receive() {
@@ -155,7 +191,7 @@ void Heartbeat::say_goodbye() {
   p.beat.rank = rank_;
   p.beat.kind = 2;
   if (!is_root()) {
-    (void)!::send(fd_, &p, sizeof(p), MSG_DONTWAIT | MSG_NOSIGNAL);
+    send_to_root(&p, sizeof(p));
     return;
   }
   for (const auto& a : addr_)

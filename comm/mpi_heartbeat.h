@@ -7,11 +7,13 @@
 //   hb->send(beat);                                  // non-root, any thread (watchdog)
 //   hb->receive(); hb->diagnose(...)                 // root, any one thread (watchdog)
 //
-// The root's address is its processor name (127.0.0.1 on the same host); if it cannot be
-// resolved, that rank's beats are simply missing and the root reports the rank as silent only
-// if it never heard from it (the message says so). Beats carry a per-job random token.
+// A rank on the root's host beats to 127.0.0.1; a rank elsewhere to the address of the root's
+// host name and to each of the root's interface addresses (harmless duplicates). If none
+// reaches the root, that rank's beats are missing: the root never treats a rank it has not
+// heard from as silent (the diagnosis only mentions it). Beats carry a per-job random token.
 #pragma once
 #include <mpi.h>
+#include <netinet/in.h>
 
 #include <chrono>
 #include <cstdint>
@@ -58,6 +60,7 @@ class Heartbeat {
 
  private:
   Heartbeat() = default;
+  void send_to_root(const void* data, size_t n);
   int rank_ = 0, size_ = 1, root_ = 0;
   int fd_ = -1;
   uint64_t token_ = 0;
@@ -69,6 +72,7 @@ class Heartbeat {
   };
   std::vector<Seen> seen_;                  // root: index = rank; others: the root's entry only
   std::vector<std::vector<uint8_t>> addr_;  // root: where each rank's beats come from
+  std::vector<sockaddr_in> targets_;        // others: the root's addresses to beat to
   Clock::time_point created_ = Clock::now();
 };
 
