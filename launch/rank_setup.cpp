@@ -57,10 +57,15 @@ void agree_or_throw(comm::ControlPlane& cp, const std::function<void()>& body,
   mine.error = !err.empty();
   comm::StepGlobal g = cp.agree(mine);
   if (!g.any_error()) return;
-  if (!err.empty())
-    throw std::runtime_error(fmt::format("{} failed on rank {}: {}", what, cp.rank(), err));
-  throw std::runtime_error(
-      fmt::format("{} failed on rank {} (see its message)", what, g.first_error_rank));
+  // Every rank learns the first failing rank's message: mpirun ends the job as soon as one rank
+  // exits, and that rank may not be the failing one.
+  const auto msgs = cp.gather_blobs(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(err.data()), err.size()));
+  comm::Blob first;
+  if (cp.is_root()) first = msgs.at(g.first_error_rank);
+  first = cp.broadcast_blob(first);
+  throw std::runtime_error(fmt::format("{} failed on rank {}: {}", what, g.first_error_rank,
+                                       std::string(first.begin(), first.end())));
 }
 
 RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const RunArgs& rargs,
