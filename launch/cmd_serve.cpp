@@ -37,7 +37,7 @@ void install_signal_handlers() {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGUSR1, &sa, nullptr);  // mpirun forwards it untouched: scripts/dpep-mpirun
-  std::signal(SIGPIPE, SIG_IGN);  // a client that closed its socket must not kill rank 0
+  std::signal(SIGPIPE, SIG_IGN);     // a client that closed its socket must not kill rank 0
 }
 
 struct ServeArgs {
