@@ -86,6 +86,10 @@ class ControlPlane {
   // Call on every rank when agree() said all_idle(): sleeps (no busy core) until root_ready()
   // returns true on the root, then every rank returns.
   virtual IdleStats idle_wait(const std::function<bool()>& root_ready) = 0;
+  // Brackets one engine step for the watchdog (no-ops without one): a step that has not reached
+  // end_step() within the watchdog timeout ends the job. Idle waiting is outside any step.
+  virtual void begin_step(int64_t /*step*/) {}
+  virtual void end_step() {}
   // Ends the whole job from this rank, never a hang: prints why and stops every rank.
   [[noreturn]] virtual void abort_job(const std::string& why) = 0;
 };

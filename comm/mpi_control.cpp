@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
@@ -60,7 +61,8 @@ MpiControlPlane::MpiControlPlane(MPI_Comm comm, int root, Watchdog* watchdog)
   MPI_Comm_dup(comm, &comm_);
   MPI_Comm_rank(comm_, &rank_);
   MPI_Comm_size(comm_, &size_);
-  if (root_ < 0 || root_ >= size_) throw std::invalid_argument("MpiControlPlane: root out of range");
+  if (root_ < 0 || root_ >= size_)
+    throw std::invalid_argument("MpiControlPlane: root out of range");
   MPI_Type_contiguous(kFields, MPI_INT64_T, &step_type_);
   MPI_Type_commit(&step_type_);
   MPI_Op_create(&reduce_step, /*commute=*/1, &step_op_);
@@ -178,6 +180,9 @@ IdleStats MpiControlPlane::idle_wait(const std::function<bool()>& root_ready) {
   // Root: wait for its own input without MPI traffic, then release everyone.
   if (is_root())
     while (!root_ready()) backoff();
+  // The root has work: everyone else must answer the barrier now.
+  std::optional<Watchdog::Scope> guard;
+  if (is_root()) guard.emplace(watchdog_, "idle wake-up barrier");
   MPI_Request req;
   MPI_Ibarrier(comm_, &req);
   int done = 0;
@@ -193,5 +198,13 @@ IdleStats MpiControlPlane::idle_wait(const std::function<bool()>& root_ready) {
 }  // namespace dpep::comm
 
 namespace dpep::comm {
-void MpiControlPlane::abort_job(const std::string& why) { comm::abort_job(why); }
+void MpiControlPlane::begin_step(int64_t step) {
+  if (watchdog_) watchdog_->begin_step(step);
+}
+void MpiControlPlane::end_step() {
+  if (watchdog_) watchdog_->end_step();
+}
+void MpiControlPlane::abort_job(const std::string& why) {
+  comm::abort_job(why);
+}
 }  // namespace dpep::comm

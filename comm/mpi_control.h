@@ -40,6 +40,9 @@ class MpiControlPlane final : public ControlPlane {
   // same pace until it returns true, then enters the barrier, which wakes everyone.
   IdleStats idle_wait(const std::function<bool()>& root_ready) override;
 
+  void begin_step(int64_t step) override;
+  void end_step() override;
+
   // MPI_Abort on MPI_COMM_WORLD (comm/mpi_abort.h).
   [[noreturn]] void abort_job(const std::string& why) override;
 

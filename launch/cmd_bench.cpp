@@ -7,10 +7,10 @@
 #include <fstream>
 #include <limits>
 
-#include "launch/serve/bench_client.h"
 #include "launch/command.h"
 #include "launch/dataset_random.h"
 #include "launch/run_options.h"
+#include "launch/serve/bench_client.h"
 
 namespace po = boost::program_options;
 
@@ -86,13 +86,17 @@ int run_bench_cmd(int argc, char** argv) {
   rep.request_rate = rate;
   if (o.max_concurrency > 0) rep.max_concurrency = std::to_string(o.max_concurrency);
   rep.duration = duration;
-  int failed = 0;
+  int failed = 0, opened = 0, stale = 0;
   for (const auto& r : results) {
+    opened += r.new_connection;
+    stale += r.reconnected;
     rep.requests.push_back(r.timing);
     if (!r.error.empty() && failed++ < 5)
       fmt::print(stderr, "dpep bench: request failed: {}\n", r.error);
   }
   rep.extra["Base URL"] = o.base_url;
+  rep.extra["Connections opened"] = opened;  // keep-alive: about one per worker
+  rep.extra["Stale keep-alive reopened"] = stale;
   fmt::print("{}", rep.to_text());
   std::fflush(stdout);
   if (!result_file.empty()) {

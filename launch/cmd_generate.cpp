@@ -7,6 +7,7 @@
 #include "launch/command.h"
 #include "launch/rank_setup.h"
 #include "launch/request_json.h"
+#include "launch/result_writer.h"
 #include "runtime/batch_source.h"
 
 namespace po = boost::program_options;
@@ -64,7 +65,10 @@ int run_generate(int argc, char** argv) {
   if (!input_file.empty() && output_file.empty())
     throw std::invalid_argument("--input-file needs --output-file");
 
-  RankRuntime rt = setup_rank(&argc, &argv, margs, rargs);
+  // The output file must be writable before any weight is read.
+  RankRuntime rt = setup_rank(&argc, &argv, margs, rargs, [&] {
+    if (!output_file.empty()) check_output_writable(output_file);
+  });
   defs.tokenizer = rt.tokenizer.get();
   defs.chat = rt.chat.get();
   defs.vocab_size = static_cast<int>(rt.model->config().vocab_size);

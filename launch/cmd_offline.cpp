@@ -8,13 +8,14 @@
 #include <map>
 #include <set>
 
-#include "launch/serve/bench_report.h"
 #include "launch/command.h"
 #include "launch/dataset_random.h"
 #include "launch/progress.h"
 #include "launch/rank_setup.h"
 #include "launch/report/report_svg.h"
 #include "launch/request_json.h"
+#include "launch/result_writer.h"
+#include "launch/serve/bench_report.h"
 #include "model/flops.h"
 #include "runtime/batch_source.h"
 
@@ -50,11 +51,39 @@ BenchReport make_report(const BatchSource& src, double duration) {
   return rep;
 }
 
+// The --input-file lines with their ids (the "id" field, else the 0-based line number);
+// throws naming both lines if two share an id.
+struct InputLines {
+  std::vector<nlohmann::json> lines;
+  std::vector<std::string> ids;
+};
+InputLines read_input_lines(const std::string& path) {
+  InputLines in;
+  in.lines = read_jsonl(path);
+  std::map<std::string, size_t> first;
+  for (size_t i = 0; i < in.lines.size(); ++i) {
+    const auto& j = in.lines[i];
+    std::string id = std::to_string(i);
+    if (j.is_object() && j.contains("id"))
+      id = j["id"].is_string() ? j["id"].get<std::string>() : j["id"].dump();
+    auto [it, fresh] = first.emplace(id, i);
+    if (!fresh)
+      throw std::invalid_argument(fmt::format(
+          "{}: requests {} and {} have the same id '{}' (ids must be unique; a request without "
+          "an \"id\" gets its 0-based line number)",
+          path, it->second + 1, i + 1, id));
+    in.ids.push_back(std::move(id));
+  }
+  return in;
+}
+
 int run_offline(int argc, char** argv) {
   ModelArgs margs;
   RunArgs rargs;
   RandomDatasetArgs ds;
   std::string dataset = "random", input_file, output_file, result_file, strategy = "least_tokens";
+  std::string output_order = "input";
+  bool resume = false;
   RequestDefaults defs;
   po::options_description d("offline options");
   d.add_options()("dataset", po::value(&dataset)->default_value(dataset),
@@ -68,8 +97,15 @@ int run_offline(int argc, char** argv) {
       "lengths uniform in [len*ratio, len]")("seed", po::value(&ds.seed)->default_value(ds.seed),
                                              "dataset seed")(
       "input-file", po::value(&input_file), "JSONL requests as in dpep generate (evaluation path)")(
-      "output-file", po::value(&output_file), "JSONL results of --input-file, in input order")(
-      "result-file", po::value(&result_file), "write the result block as JSON")(
+      "output-file", po::value(&output_file),
+      "JSONL results of --input-file, one line per request written as it finishes")(
+      "output-order", po::value(&output_order)->default_value(output_order),
+      "input: a last pass sorts the output file into input order (temporary file + rename); "
+      "finish: leave it in finishing order")(
+      "resume", po::bool_switch(&resume),
+      "keep the results already in --output-file (a torn last line is dropped) and run only "
+      "the requests without one")("result-file", po::value(&result_file),
+                                  "write the result block as JSON")(
       "strategy", po::value(&strategy)->default_value(strategy),
       "request to rank: round_robin, least_tokens, min_expected_latency");
   margs.add_to(d);
@@ -86,8 +122,24 @@ int run_offline(int argc, char** argv) {
         fmt::format("unknown --dataset '{}' (random, or give --input-file)", dataset));
   if (!input_file.empty() && output_file.empty())
     throw std::invalid_argument("--input-file needs --output-file");
+  if (output_order != "input" && output_order != "finish")
+    throw std::invalid_argument(
+        fmt::format("unknown --output-order '{}' (input, finish)", output_order));
+  if (resume && input_file.empty())
+    throw std::invalid_argument("--resume needs --input-file and --output-file");
 
-  RankRuntime rt = setup_rank(&argc, &argv, margs, rargs);
+  // Rank 0, before any weight is read: the output file can be written, the input parses and
+  // its ids are unique; with --resume, which ids are done.
+  InputLines input;
+  std::unique_ptr<ResultWriter> writer;
+  auto before_load = [&] {
+    if (!result_file.empty()) check_output_writable(result_file);
+    if (output_file.empty()) return;
+    check_output_writable(output_file);
+    if (!input_file.empty()) input = read_input_lines(input_file);
+    writer = std::make_unique<ResultWriter>(output_file, resume);
+  };
+  RankRuntime rt = setup_rank(&argc, &argv, margs, rargs, before_load);
   defs.tokenizer = rt.tokenizer.get();
   defs.chat = rt.chat.get();
   defs.vocab_size = static_cast<int>(rt.model->config().vocab_size);
@@ -100,13 +152,39 @@ int run_offline(int argc, char** argv) {
         if (!rt.is_root()) return;
         std::vector<Request> reqs;
         if (!input_file.empty()) {
-          reqs = read_requests(input_file, defs);
+          // Requests without a result yet, numbered 0..n-1; a sampled request's seed comes
+          // from its id, so a resumed run samples what the interrupted one would have.
+          for (size_t i = 0; i < input.lines.size(); ++i) {
+            if (writer->done().count(input.ids[i])) continue;
+            try {
+              Request r =
+                  request_from_json(input.lines[i], static_cast<int64_t>(reqs.size()), defs);
+              r.external_id = input.ids[i];
+              if (r.sampling.seed < 0) r.sampling.seed = seed_from_id(r.external_id);
+              reqs.push_back(std::move(r));
+            } catch (const std::exception& e) {
+              throw std::invalid_argument(
+                  fmt::format("{} request {}: {}", input_file, i + 1, e.what()));
+            }
+          }
+          if (resume)
+            fmt::print(
+                stderr,
+                "dpep offline: --resume: {} results kept in {}{}, {} of {} requests to run\n",
+                writer->kept_lines(), output_file,
+                writer->dropped_torn_line() ? " (a torn last line was dropped)" : "", reqs.size(),
+                input.lines.size());
         } else {
           reqs = make_random_dataset(
               ds, static_cast<int>(cfg.vocab_size),
               {static_cast<int>(cfg.bos_token_id), static_cast<int>(cfg.eos_token_id)});
+          for (const auto& r : reqs) input.ids.push_back(r.external_id);
         }
         source = std::make_unique<BatchSource>(std::move(reqs));
+        if (writer)
+          source->on_finished = [&](const RequestResult& r) {
+            writer->write(result_to_json(r, rt.tokenizer.get()));
+          };
       },
       "preparing the requests");
 
@@ -187,12 +265,7 @@ int run_offline(int argc, char** argv) {
     for (auto& v : j["output_throughput_per_rank"]) v = v.get<double>() / duration;
     f << j.dump(2) << "\n";
   }
-  if (!output_file.empty()) {
-    std::ofstream f(output_file);
-    if (!f) throw std::runtime_error(fmt::format("cannot write {}", output_file));
-    for (const auto& r : source->results())
-      f << result_to_json(r, rt.tokenizer.get()).dump() << "\n";
-  }
+  if (writer && output_order == "input") writer->finish_in_order(input.ids);
   return failed ? 1 : 0;
 }
 

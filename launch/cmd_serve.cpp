@@ -1,8 +1,10 @@
 // dpep serve: an OpenAI-compatible HTTP server over every rank of the job. Rank 0 runs the
 // HTTP server (its own threads) and the proxy that assigns each request to a DP rank; every
 // rank runs the lock-step DpLoop on its main thread, the only thread that calls MPI.
-// SIGINT/SIGTERM (mpirun forwards them to every rank): rank 0 stops accepting (503), lets what
-// is in flight finish (--drain-timeout, then aborts it) and ends the loop; every rank exits 0.
+// SIGINT/SIGTERM/SIGUSR1 (mpirun forwards them to every rank): rank 0 stops accepting (503),
+// lets what is in flight finish (--drain-timeout, then aborts it) and ends the loop; every rank
+// exits 0. mpirun SIGKILLs the ranks about 2 s after a SIGTERM of its own, SIGUSR1 it only
+// forwards: scripts/dpep-mpirun turns SIGTERM into SIGUSR1 for a full drain.
 #include <fmt/format.h>
 
 #include <atomic>
@@ -34,7 +36,8 @@ void install_signal_handlers() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);  // a client that closed its socket must not kill rank 0
+  sigaction(SIGUSR1, &sa, nullptr);  // mpirun forwards it untouched: scripts/dpep-mpirun
+  std::signal(SIGPIPE, SIG_IGN);     // a client that closed its socket must not kill rank 0
 }
 
 struct ServeArgs {
@@ -146,6 +149,23 @@ bool warm_up(ServeRoot& root, const RankRuntime& rt) {
   return true;
 }
 
+// /health turns 503 once a step has run past half the watchdog timeout; when the watchdog
+// ends the job, every in-flight client first gets an error response or event.
+void watch_engine(comm::Watchdog& wd, ServeSource& source, ServeHttpOptions& ho) {
+  ho.health_problem = [&wd] {
+    const auto age = wd.step_age();
+    if (age * 2 <= wd.timeout()) return std::string();
+    return fmt::format(
+        "the engine looks stuck: a step has run for {:.1f} s (--watchdog-timeout {:g} s)",
+        age.count() / 1000.0, wd.timeout().count() / 1000.0);
+  };
+  wd.set_on_trip([&source](const std::string& why) {
+    source.begin_shutdown();
+    source.fail_all("the server is stopping: " + why);
+    std::this_thread::sleep_for(std::chrono::seconds(1));  // let the HTTP threads write them
+  });
+}
+
 int run_serve(int argc, char** argv) {
   ModelArgs margs;
   RunArgs rargs;
@@ -192,6 +212,7 @@ int run_serve(int argc, char** argv) {
         ho.api_key = sargs.api_key;
         ho.threads = sargs.http_threads;
         ho.reasoning_parser = !sargs.reasoning_parser.empty();
+        if (rt.watchdog->enabled()) watch_engine(*rt.watchdog, *root->source, ho);
         root->http = std::make_unique<ServeHttp>(ho, *root->source, root->metrics, root->limits);
         root->http->bind();
       },

@@ -4,9 +4,11 @@
 #include <fmt/format.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "comm/mpi_exchange.h"
+#include "comm/mpi_heartbeat.h"
 #include "launch/memory_check.h"
 #include "launch/openblas_core.h"
 #include "model/io/random_init.h"
@@ -32,6 +34,19 @@ static std::string preset_tokenizer_dir(const ModelConfig& c, const std::filesys
   return dir.string();
 }
 
+// Disarmed until setup is done: start-up collectives may wait for a rank loading its weights.
+// Non-root ranks trip 5 s after the root, which names the stuck rank from the heartbeats.
+static std::unique_ptr<comm::Watchdog> make_watchdog(double timeout_s) {
+  const auto ms = std::chrono::milliseconds(
+      static_cast<long long>((timeout_s >= 0 ? std::min(timeout_s, 86400.0) : 0.0) * 1000));
+  auto wd = std::make_unique<comm::Watchdog>(ms, /*armed=*/false);
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (wd->enabled() && size > 1)
+    wd->set_heartbeat(comm::Heartbeat::create(MPI_COMM_WORLD, 0), std::chrono::seconds(5));
+  return wd;
+}
+
 void agree_or_throw(comm::ControlPlane& cp, const std::function<void()>& body,
                     const std::string& what) {
   std::string err;
@@ -45,16 +60,23 @@ void agree_or_throw(comm::ControlPlane& cp, const std::function<void()>& body,
   mine.error = !err.empty();
   comm::StepGlobal g = cp.agree(mine);
   if (!g.any_error()) return;
-  if (!err.empty())
-    throw std::runtime_error(fmt::format("{} failed on rank {}: {}", what, cp.rank(), err));
-  throw std::runtime_error(
-      fmt::format("{} failed on rank {} (see its message)", what, g.first_error_rank));
+  // Every rank learns the first failing rank's message: mpirun ends the job as soon as one rank
+  // exits, and that rank may not be the failing one.
+  const auto msgs = cp.gather_blobs(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(err.data()), err.size()));
+  comm::Blob first;
+  if (cp.is_root()) first = msgs.at(g.first_error_rank);
+  first = cp.broadcast_blob(first);
+  throw std::runtime_error(fmt::format("{} failed on rank {}: {}", what, g.first_error_rank,
+                                       std::string(first.begin(), first.end())));
 }
 
-RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const RunArgs& rargs) {
+RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const RunArgs& rargs,
+                       const std::function<void()>& root_before_load) {
   RankRuntime rt;
   rt.mpi = std::make_unique<comm::MpiContext>(argc, argv);
-  rt.cp = std::make_unique<comm::MpiControlPlane>(MPI_COMM_WORLD);
+  rt.watchdog = make_watchdog(rargs.watchdog_timeout);
+  rt.cp = std::make_unique<comm::MpiControlPlane>(MPI_COMM_WORLD, 0, rt.watchdog.get());
   const auto& info = rt.mpi->info();
   rt.id = RankIdentity{info.rank, info.size, info.local_rank, info.local_size, 1, info.host};
   agree_or_throw(
@@ -69,10 +91,12 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
         rt.log->info("OpenBLAS core: {}", openblas_core_description());
         if (!rargs.trace_dir.empty())
           rt.trace = std::make_unique<TraceWriter>(rargs.trace_dir, rt.id.rank, rt.id.host);
+        if (info.rank == 0 && root_before_load) root_before_load();
       },
       "setup");
   if (info.size > 1)
-    rt.ex = std::make_unique<comm::MpiExchange>(MPI_COMM_WORLD);
+    rt.ex = std::make_unique<comm::MpiExchange>(
+        MPI_COMM_WORLD, comm::MpiExchangeOptions{.watchdog = rt.watchdog.get()});
   else
     rt.ex = std::make_unique<comm::LoopbackExchange>();
   const Stopwatch t0;
@@ -139,6 +163,7 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
           KvCache::bytes_per_token(c.num_hidden_layers, rt.model->kv_width(),
                                    rt.model->kv_cache_bf16(), static_cast<int>(c.kv_lora_rank)) /
           1e6);
+  rt.watchdog->arm();
   return rt;
 }
 

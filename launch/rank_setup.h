@@ -9,6 +9,7 @@
 #include "comm/expert_exchange.h"
 #include "comm/mpi_context.h"
 #include "comm/mpi_control.h"
+#include "comm/mpi_watchdog.h"
 #include "launch/run_options.h"
 #include "model/model.h"
 #include "runtime/dp_loop.h"
@@ -22,6 +23,7 @@ namespace dpep {
 
 struct RankRuntime {
   std::unique_ptr<comm::MpiContext> mpi;
+  std::unique_ptr<comm::Watchdog> watchdog;  // --watchdog-timeout; armed once setup is done
   std::unique_ptr<comm::ControlPlane> cp;
   std::unique_ptr<comm::ExpertExchange> ex;
   std::unique_ptr<Model> model;
@@ -39,7 +41,10 @@ struct RankRuntime {
 
 // Collective. Throws (on every rank, with the same message naming the failing rank) if any
 // rank failed.
-RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const RunArgs& rargs);
+// root_before_load runs on rank 0 before any weight is read (e.g. checks an output path); if it
+// throws, every rank fails at once.
+RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const RunArgs& rargs,
+                       const std::function<void()>& root_before_load = {});
 
 // The DP loop's options for this rank (strategy, log period, trace, host).
 inline DpLoopOptions loop_options(const RankRuntime& rt, BalanceStrategy strategy,

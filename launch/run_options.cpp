@@ -41,7 +41,10 @@ void RunArgs::add_to(po::options_description& d) {
                                               po::value(&log_every)->default_value(log_every),
                                               "info-level step summary every N steps")(
       "trace-dir", po::value(&trace_dir),
-      "write a Chrome trace-event file per rank, DIR/rank-NNNN.json (opens in Perfetto UI)");
+      "write a Chrome trace-event file per rank, DIR/rank-NNNN.json (opens in Perfetto UI)")(
+      "watchdog-timeout", po::value(&watchdog_timeout)->default_value(watchdog_timeout),
+      "seconds a step or collective may run before every rank is stopped with a message naming "
+      "the stuck rank (0: off)");
 }
 
 void RunArgs::validate() const {
@@ -57,6 +60,8 @@ void RunArgs::validate() const {
        "--page-size must be a multiple of 16 in [16, 4096]");
   need(threads >= 0 && threads <= 1024, "--threads must be in [0, 1024]");
   need(log_every >= 0, "--log-every must be >= 0");
+  need(watchdog_timeout >= 0 && watchdog_timeout <= 86400,
+       "--watchdog-timeout must be in [0, 86400] seconds (0: off)");
 }
 
 bool parse_command_line(int argc, char** argv, const po::options_description& d,

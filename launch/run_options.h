@@ -27,6 +27,9 @@ struct RunArgs {
   std::string log_level = "info";
   int log_every = 50;
   std::string trace_dir;  // empty: no trace
+  // Seconds a step or collective may take before the job is ended (0 = off). The default is
+  // far above the longest legal step (a full --max-prefill-tokens prefill): docs/serving.md.
+  double watchdog_timeout = 600;
   void add_to(boost::program_options::options_description& d);
   void validate() const;  // throws std::invalid_argument naming the flag
 };

@@ -35,6 +35,7 @@ void BatchSource::on_event(const RequestEvent& e, int rank) {
     r.error = e.error;
     r.end_time = t;
     finished_++;
+    if (on_finished) on_finished(r);
   }
 }
 

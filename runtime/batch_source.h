@@ -3,6 +3,7 @@
 // time (at rank 0) each token arrived, for the result block.
 #pragma once
 #include <chrono>
+#include <functional>
 #include <vector>
 
 #include "comm/clock.h"
@@ -36,6 +37,8 @@ class BatchSource final : public RequestSource {
   size_t num_finished() const { return finished_; }
   // Called after each step with (finished, total): progress display.
   std::function<void(size_t, size_t)> on_progress;
+  // Called as soon as a request finishes (its result complete): streamed result files.
+  std::function<void(const RequestResult&)> on_finished;
 
  private:
   std::vector<RequestResult> results_;  // index = request id

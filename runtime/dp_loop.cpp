@@ -112,6 +112,7 @@ void DpLoop::run_impl(RequestSource* source) {
   loop_start_s_ = now_seconds();
   for (;; ++step) {
     // 1. Work from rank 0.
+    cp_.begin_step(step);  // watchdog: from here to end_step() counts against its timeout
     double tc0 = now_seconds();
     comm::Blob mine = cp_.scatter_blobs(root ? assign(*source) : std::vector<comm::Blob>{});
     const double t_scatter = now_seconds();
@@ -138,6 +139,7 @@ void DpLoop::run_impl(RequestSource* source) {
     if (g.any_error())
       throw std::runtime_error(fmt::format("rank {} reported an error", g.first_error_rank));
     if (g.all_idle()) {
+      cp_.end_step();
       if (g.stop) break;
       comm::IdleStats idle = cp_.idle_wait([&] { return source->ready() || source->exhausted(); });
       totals_.idle_s += idle.waited.count() / 1000.0;
@@ -164,6 +166,7 @@ void DpLoop::run_impl(RequestSource* source) {
     wire::StepStatus status{rep.running, rep.waiting,   rep.kv_used_pages,    rep.kv_total_pages,
                             rep.rows,    rep.forward_s, std::move(rep.events)};
     auto all = cp_.gather_blobs(wire::encode(status));
+    cp_.end_step();
     const double tg1 = now_seconds();
     totals_.comm_s += tg1 - tg0;
     if (trace) trace_step(step, rep, tc0, tg0, tg1);

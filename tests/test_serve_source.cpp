@@ -2,6 +2,11 @@
 // model. The test plays the DpLoop's part (poll / on_event) itself.
 #include <gtest/gtest.h>
 
+#include <httplib.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "launch/serve/bench_client.h"
@@ -62,7 +67,8 @@ TEST(ServeSource, RequestsFlowToThePollAndEventsBack) {
   const std::string text = metrics.render({});
   EXPECT_NE(text.find("dpep:generation_tokens_total 2\n"), std::string::npos) << text;
   EXPECT_NE(text.find("dpep:prompt_tokens_total 4\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("dpep:request_finished_total{finished_reason=\"length\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("dpep:request_finished_total{finished_reason=\"length\"} 1\n"),
+            std::string::npos);
   EXPECT_NE(text.find("dpep:time_to_first_token_seconds_count 1\n"), std::string::npos);
 }
 
@@ -189,4 +195,70 @@ TEST(ServeBench, SseParserAcrossChunkBoundaries) {
   const std::string t = "NE]\r\n\r\n: comment\n";
   p.feed(t.data(), t.size(), out);
   EXPECT_EQ(out, (std::vector<std::string>{"{\"a\":1}", "[DONE]"}));
+}
+
+namespace {
+
+// A minimal OpenAI-style SSE server counting the requests it gets and the connections they came
+// on. keep_alive_timeout 0: it closes a kept-alive connection as soon as it is idle, so the
+// client keeps finding stale connections.
+struct CountingServer {
+  httplib::Server svr;
+  std::thread thread;
+  std::atomic<int> posts{0};
+  std::mutex mu;
+  std::set<int> client_ports;
+  int port = 0;
+  explicit CountingServer(time_t keep_alive_s) {
+    svr.set_keep_alive_timeout(keep_alive_s);
+    svr.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      posts++;
+      {
+        std::lock_guard lk(mu);
+        client_ports.insert(req.remote_port);
+      }
+      res.set_content(
+          "data: {\"choices\": [{\"text\": \"a\", \"token_ids\": [5]}]}\n\n"
+          "data: {\"choices\": [], \"usage\": {\"completion_tokens\": 1}}\n\ndata: [DONE]\n\n",
+          "text/event-stream");
+    });
+    port = svr.bind_to_any_port("127.0.0.1");
+    thread = std::thread([this] { svr.listen_after_bind(); });
+    while (!svr.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ~CountingServer() {
+    svr.stop();
+    thread.join();
+  }
+};
+
+}  // namespace
+
+// dpep bench keeps one connection per worker alive, and never sends a request twice, also when
+// the server closes idle connections at once.
+TEST(ServeBench, KeepAliveReusesConnectionsAndNeverSendsTwice) {
+  for (const time_t keep_alive_s : {5, 0}) {
+    CountingServer server(keep_alive_s);
+    BenchClientOptions o;
+    o.base_url = "http://127.0.0.1:" + std::to_string(server.port);
+    Request r;
+    r.prompt = {1, 2, 3};
+    r.sampling.max_tokens = 1;
+    BenchConnection conn;
+    int opened = 0;
+    for (int i = 0; i < 40; ++i) {
+      const ClientResult res = send_one(o, r, &conn);
+      EXPECT_TRUE(res.error.empty()) << res.error;
+      EXPECT_EQ(res.timing.output_tokens, 1);
+      opened += res.new_connection;
+    }
+    EXPECT_EQ(server.posts.load(), 40) << "keep-alive " << keep_alive_s;  // each exactly once
+    if (keep_alive_s > 0) {
+      // cpp-httplib's server closes a connection after 5 requests: 8 connections for 40 (more
+      // only if this thread stalled over a second between two requests).
+      EXPECT_EQ(static_cast<size_t>(opened), server.client_ports.size());
+      EXPECT_GE(opened, 8);
+      EXPECT_LE(opened, 20);
+    }
+  }
 }

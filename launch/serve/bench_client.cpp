@@ -111,71 +111,110 @@ bool read_chunk(const BenchClientOptions& o, const std::string& payload, ChunkSt
 
 }  // namespace
 
-ClientResult send_one(const BenchClientOptions& o, const Request& r) {
+struct BenchConnection::Impl {
+  std::unique_ptr<httplib::Client> cli;
+  Clock::time_point last_used;
+};
+BenchConnection::BenchConnection() : impl(std::make_unique<Impl>()) {}
+BenchConnection::~BenchConnection() = default;
+
+namespace {
+
+std::unique_ptr<httplib::Client> new_client(const BenchClientOptions& o) {
+  auto cli = std::make_unique<httplib::Client>(o.base_url);
+  cli->set_keep_alive(true);
+  cli->set_connection_timeout(10);
+  cli->set_read_timeout(static_cast<time_t>(o.timeout_s));
+  cli->set_write_timeout(60);
+  return cli;
+}
+
+}  // namespace
+
+ClientResult send_one(const BenchClientOptions& o, const Request& r, BenchConnection* conn) {
   ClientResult res;
   RequestTiming& t = res.timing;
   t.input_tokens = static_cast<long long>(r.prompt.size());
   const auto t0 = Clock::now();
   auto since = [&](Clock::time_point x) { return std::chrono::duration<double>(x - t0).count(); };
   ChunkState st;
-  SseParser sse;
-  std::vector<std::string> payloads;
   bool first = true;
   Clock::time_point last = t0;
+  BenchConnection own;
+  BenchConnection::Impl& c = *(conn ? conn : &own)->impl;
   try {
-    httplib::Client cli(o.base_url);
-    cli.set_connection_timeout(10);
-    cli.set_read_timeout(static_cast<time_t>(o.timeout_s));
-    cli.set_write_timeout(60);
-    httplib::Request req;
-    req.method = "POST";
-    req.path = o.backend == "sglang" ? "/generate" : "/v1/completions";
-    req.headers = auth_headers(o);
-    req.headers.emplace("Content-Type", "application/json");
-    req.body = request_body(o, r);
-    int status = 0;
-    std::string error_body;
-    req.response_handler = [&](const httplib::Response& resp) {
-      status = resp.status;
-      return true;
-    };
-    req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
-      if (status != 200) {
-        error_body.append(data, n);
+    for (int attempt = 0;; ++attempt) {
+      // Idle over a second: the server may be closing it right now; open a new one instead.
+      if (c.cli && t0 - c.last_used > std::chrono::seconds(1)) c.cli.reset();
+      const bool reused = c.cli && c.cli->is_socket_open();
+      res.new_connection = !reused;
+      if (!c.cli) c.cli = new_client(o);
+      st = ChunkState{};
+      SseParser sse;
+      std::vector<std::string> payloads;
+      httplib::Request req;
+      req.method = "POST";
+      req.path = o.backend == "sglang" ? "/generate" : "/v1/completions";
+      req.headers = auth_headers(o);
+      req.headers.emplace("Content-Type", "application/json");
+      req.body = request_body(o, r);
+      int status = 0;
+      std::string error_body;
+      req.response_handler = [&](const httplib::Response& resp) {
+        status = resp.status;
         return true;
+      };
+      req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+        if (status != 200) {
+          error_body.append(data, n);
+          return true;
+        }
+        payloads.clear();
+        sse.feed(data, n, payloads);
+        const auto now = Clock::now();
+        for (const auto& p : payloads) {
+          if (!read_chunk(o, p, st)) continue;
+          if (first)
+            t.ttft = since(now);
+          else
+            t.itl.push_back(std::chrono::duration<double>(now - last).count());
+          first = false;
+          last = now;  // one gap per chunk, as bench_serving records it
+        }
+        return st.error.empty();
+      };
+      httplib::Response resp;
+      httplib::Error err = httplib::Error::Success;
+      const bool ok = c.cli->send(req, resp, err);
+      c.last_used = Clock::now();
+      if (!ok) c.cli.reset();  // never reuse a connection after a failure
+      // A stale kept-alive connection: nothing came back, so the server did not take the
+      // request (it closes idle connections only between requests). Once, on a new one.
+      const bool stale = !ok && status == 0 && reused && attempt == 0 &&
+                         (err == httplib::Error::Write || err == httplib::Error::Read ||
+                          err == httplib::Error::Connection);
+      if (stale) {
+        res.reconnected = true;
+        continue;
       }
-      payloads.clear();
-      sse.feed(data, n, payloads);
-      const auto now = Clock::now();
-      for (const auto& p : payloads) {
-        if (!read_chunk(o, p, st)) continue;
-        if (first)
-          t.ttft = since(now);
-        else
-          t.itl.push_back(std::chrono::duration<double>(now - last).count());
-        first = false;
-        last = now;  // one gap per chunk, as bench_serving records it
+      if (status != 200 && status != 0) {
+        json e = json::parse(error_body, nullptr, false);
+        std::string msg = error_body.substr(0, 300);
+        if (e.is_object() && e.contains("error") && e["error"].is_object())
+          msg = e["error"].value("message", msg);
+        res.error = fmt::format("HTTP {}: {}", status, msg);
+      } else if (!st.error.empty()) {
+        res.error = st.error;
+      } else if (!ok) {
+        res.error = "request failed: " + httplib::to_string(err);
+      } else if (!st.done && o.backend != "sglang") {
+        res.error = "the stream ended without data: [DONE]";
       }
-      return st.error.empty();
-    };
-    httplib::Response resp;
-    httplib::Error err = httplib::Error::Success;
-    const bool ok = cli.send(req, resp, err);
-    if (status != 200 && status != 0) {
-      json e = json::parse(error_body, nullptr, false);
-      std::string msg = error_body.substr(0, 300);
-      if (e.is_object() && e.contains("error") && e["error"].is_object())
-        msg = e["error"].value("message", msg);
-      res.error = fmt::format("HTTP {}: {}", status, msg);
-    } else if (!st.error.empty()) {
-      res.error = st.error;
-    } else if (!ok) {
-      res.error = "request failed: " + httplib::to_string(err);
-    } else if (!st.done && o.backend != "sglang") {
-      res.error = "the stream ended without data: [DONE]";
+      break;
     }
   } catch (const std::exception& e) {
     res.error = e.what();
+    c.cli.reset();
   }
   t.e2e = since(Clock::now());
   t.output_tokens = st.usage_tokens >= 0 ? st.usage_tokens : st.counted;
@@ -206,10 +245,11 @@ std::vector<ClientResult> run_bench(const BenchClientOptions& o, const std::vect
   std::vector<std::thread> pool;
   for (size_t w = 0; w < workers; ++w)
     pool.emplace_back([&] {
+      BenchConnection conn;  // kept alive across this worker's requests
       for (size_t i; (i = next.fetch_add(1)) < reqs.size();) {
         std::this_thread::sleep_until(t0 + std::chrono::duration_cast<Clock::duration>(
                                                std::chrono::duration<double>(arrive[i])));
-        results[i] = send_one(o, reqs[i]);
+        results[i] = send_one(o, reqs[i], &conn);
         end_s[i] = std::chrono::duration<double>(Clock::now() - t0).count();
       }
     });

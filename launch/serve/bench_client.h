@@ -4,6 +4,7 @@
 // Needs nothing dpep-specific from the server besides the widespread ignore_eos.
 #pragma once
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -36,11 +37,30 @@ class SseParser {
 // Result of one request as the client saw it.
 struct ClientResult {
   RequestTiming timing;
-  std::string error;  // empty on success
+  std::string error;            // empty on success
+  bool reconnected = false;     // the worker's kept-alive connection was stale: sent on a new one
+  bool new_connection = false;  // sent on a connection it opened (not a kept-alive one)
+};
+
+// One worker's HTTP/1.1 keep-alive connection, reused request after request. A connection idle
+// for over a second is reopened before use (servers close idle ones: dpep after 2 s).
+class BenchConnection {
+ public:
+  BenchConnection();
+  ~BenchConnection();
+  BenchConnection(const BenchConnection&) = delete;
+  BenchConnection& operator=(const BenchConnection&) = delete;
+  struct Impl;
+  std::unique_ptr<Impl> impl;
 };
 
 // Sends one streaming request and times it; never throws (errors go to ClientResult::error).
-ClientResult send_one(const BenchClientOptions& o, const Request& r);
+// conn: a worker's connection (null: a connection of its own). When a reused connection turns
+// out to be stale (the request could not be written, or the connection closed before any
+// response byte: the server never took the request), it is sent once more on a new connection;
+// a request the server may have seen is never sent twice.
+ClientResult send_one(const BenchClientOptions& o, const Request& r,
+                      BenchConnection* conn = nullptr);
 
 // Runs all requests with the options' arrival process and concurrency; returns per-request
 // results in input order and the benchmark duration (first send to last finish).

@@ -128,15 +128,150 @@ void read_sampling(const json& j, ApiRequest& a, const ServeLimits& lim) {
   });
   a.stop = get_stop_strings(j);
   if (!a.stop.empty() && !lim.tokenizer)
-    throw bad_request("'stop' strings need a tokenizer: this model file has none (use stop_token_ids)",
-                      "stop");
+    throw bad_request(
+        "'stop' strings need a tokenizer: this model file has none (use stop_token_ids)", "stop");
   for (const char* name : {"repetition_penalty"})
-    if (get_number(j, name, 1.0) != 1.0) throw bad_request(fmt::format("'{}' is not supported", name), name);
+    if (get_number(j, name, 1.0) != 1.0)
+      throw bad_request(fmt::format("'{}' is not supported", name), name);
   for (const char* name : {"presence_penalty", "frequency_penalty"})
-    if (get_number(j, name, 0.0) != 0.0) throw bad_request(fmt::format("'{}' is not supported", name), name);
+    if (get_number(j, name, 0.0) != 0.0)
+      throw bad_request(fmt::format("'{}' is not supported", name), name);
   if (get_int(j, "n", 1) != 1) throw bad_request("only n = 1 is supported", "n");
   if (get_int(j, "best_of", 1) != 1) throw bad_request("only best_of = 1 is supported", "best_of");
   a.skip_special_tokens = get_bool(j, "skip_special_tokens", true);
+}
+
+// Parameters of the OpenAI / vLLM / SGLang APIs that dpep does not implement. Each is accepted
+// only at its neutral value (the one that means "not used"); anything else is a 400 naming it,
+// never silently ignored. docs/serving.md lists them.
+struct Unsupported {
+  const char* name;
+  const char* neutral;  // for the message
+  bool (*is_neutral)(const json&);
+};
+bool empty_array(const json& v) {
+  return v.is_array() && v.empty();
+}
+bool empty_object(const json& v) {
+  return v.is_object() && v.empty();
+}
+bool is_false(const json& v) {
+  return v.is_boolean() && !v.get<bool>();
+}
+bool is_bool(const json& v) {
+  return v.is_boolean();
+}
+bool is_zero(const json& v) {
+  return v.is_number() && v.get<double>() == 0;
+}
+bool is_empty_string(const json& v) {
+  return v.is_string() && v.get<std::string>().empty();
+}
+bool never(const json&) {
+  return false;
+}
+// tool_choice / function_call: "none", or "auto" (with no tools, nothing to choose from).
+bool no_tool_choice(const json& v) {
+  if (v.is_string()) return v == "none" || v == "auto";
+  return v.is_object() && v.contains("type") && v["type"] == "none";
+}
+bool text_format(const json& v) {
+  return v.is_object() && v.contains("type") && v["type"] == "text";
+}
+bool text_modality(const json& v) {
+  return v == json::array({"text"});
+}
+
+// Both OpenAI endpoints (vLLM's extras included).
+constexpr Unsupported kOpenAiUnsupported[] = {
+    {"logit_bias", "{}", empty_object},
+    {"response_format", "{\"type\": \"text\"}", text_format},
+    {"min_tokens", "0", is_zero},
+    {"use_beam_search", "false", is_false},
+    {"include_stop_str_in_output", "false", is_false},
+    {"prompt_logprobs", "null", never},
+    {"truncate_prompt_tokens", "null", never},
+    {"guided_json", "null", never},
+    {"guided_regex", "null", never},
+    {"guided_choice", "null", never},
+    {"guided_grammar", "null", never},
+    {"structured_outputs", "null", never},
+};
+constexpr Unsupported kCompletionUnsupported[] = {
+    {"suffix", "\"\"", is_empty_string},
+};
+constexpr Unsupported kChatUnsupported[] = {
+    {"tools", "[]", empty_array},
+    {"tool_choice", "\"none\"", no_tool_choice},
+    {"parallel_tool_calls", "true or false (there are no tools)", is_bool},
+    {"functions", "[]", empty_array},
+    {"function_call", "\"none\"", no_tool_choice},
+    {"audio", "null", never},
+    {"modalities", "[\"text\"]", text_modality},
+    {"prediction", "null", never},
+    {"web_search_options", "null", never},
+    {"reasoning_effort", "null", never},
+    {"chat_template", "null (the model's template is used)", never},
+    {"documents", "[]", empty_array},
+    {"continue_final_message", "false", is_false},
+};
+// SGLang /generate: top level and sampling_params.
+constexpr Unsupported kGenerateUnsupported[] = {
+    {"image_data", "null", never},
+    {"return_logprob", "false", is_false},
+    {"top_logprobs_num", "0", is_zero},
+    {"lora_path", "null", never},
+    {"return_hidden_states", "false", is_false},
+};
+constexpr Unsupported kSglangSamplingUnsupported[] = {
+    {"regex", "null", never},
+    {"json_schema", "null", never},
+    {"ebnf", "null", never},
+    {"min_new_tokens", "0", is_zero},
+    {"no_stop_trim", "false", is_false},
+    {"logit_bias", "{}", empty_object},
+};
+
+template <size_t N>
+void refuse_unsupported(const json& j, const Unsupported (&table)[N]) {
+  for (const auto& u : table)
+    if (const json* v = field(j, u.name); v && !u.is_neutral(*v))
+      throw bad_request(fmt::format("'{}' is not supported by dpep: leave it out or send {} "
+                                    "(got {})",
+                                    u.name, u.neutral, v->dump().substr(0, 100)),
+                        u.name);
+}
+
+// chat_template_kwargs: the DeepSeek V3/R1 templates read none. The thinking switch other
+// templates take (V3.1's `thinking`, Qwen's `enable_thinking`) is honoured when it asks for
+// what this template does anyway (R1 always opens "<think>", V3 never), refused otherwise.
+void check_chat_template_kwargs(const json& j, const ServeLimits& lim) {
+  const json* kw = field(j, "chat_template_kwargs");
+  if (!kw) return;
+  if (!kw->is_object())
+    throw bad_request("'chat_template_kwargs' must be an object", "chat_template_kwargs");
+  const bool thinks =
+      lim.chat_template && lim.chat_template->options().generation_suffix.rfind("<think>", 0) == 0;
+  for (const auto& [key, v] : kw->items()) {
+    const std::string param = "chat_template_kwargs." + key;
+    if (key == "thinking" || key == "enable_thinking") {
+      if (!v.is_boolean())
+        throw bad_request(fmt::format("'{}' must be true or false", param), param);
+      if (v.get<bool>() != thinks)
+        throw bad_request(
+            fmt::format("'{}': {} is not supported: this model's chat template {} a <think> "
+                        "block",
+                        param, v.get<bool>() ? "true" : "false",
+                        thinks ? "always opens" : "never opens"),
+            param);
+      continue;
+    }
+    throw bad_request(
+        fmt::format("'{}' is not supported: the DeepSeek chat template takes no such argument "
+                    "(supported: thinking / enable_thinking, at the template's own mode)",
+                    param),
+        param);
+  }
 }
 
 void read_stream(const json& j, ApiRequest& a) {
@@ -171,8 +306,8 @@ void check_prompt(const std::vector<int>& prompt, int max_tokens, const ServeLim
   if (prompt.empty()) throw bad_request("the prompt is empty", param);
   for (int t : prompt)
     if (t < 0 || t >= lim.vocab_size)
-      throw bad_request(fmt::format("token id {} is outside the vocabulary [0, {})", t, lim.vocab_size),
-                        param);
+      throw bad_request(
+          fmt::format("token id {} is outside the vocabulary [0, {})", t, lim.vocab_size), param);
   const int64_t need = static_cast<int64_t>(prompt.size()) + max_tokens;
   if (lim.max_model_len > 0 && need > lim.max_model_len)
     throw bad_request(
@@ -182,9 +317,10 @@ void check_prompt(const std::vector<int>& prompt, int max_tokens, const ServeLim
         param);
   if (lim.kv_cache_tokens > 0 && need > lim.kv_cache_tokens)
     throw bad_request(
-        fmt::format("the prompt ({} tokens) plus max_tokens ({}) can never fit in a rank's KV cache "
-                    "of {} tokens",
-                    prompt.size(), max_tokens, lim.kv_cache_tokens),
+        fmt::format(
+            "the prompt ({} tokens) plus max_tokens ({}) can never fit in a rank's KV cache "
+            "of {} tokens",
+            prompt.size(), max_tokens, lim.kv_cache_tokens),
         param);
 }
 
@@ -223,19 +359,25 @@ ApiRequest parse_completion_request(const json& j, const ServeLimits& lim) {
   }
   if (a.echo && a.completion_logprobs >= 0)
     throw bad_request("'echo' together with 'logprobs' is not supported", "echo");
+  refuse_unsupported(j, kOpenAiUnsupported);
+  refuse_unsupported(j, kCompletionUnsupported);
   check_prompt(a.request.prompt, s.max_tokens, lim, "prompt");
   return a;
 }
 
 ApiRequest parse_chat_request(const json& j, const ServeLimits& lim) {
   if (!lim.tokenizer || !lim.chat_template)
-    throw ApiError(501, lim.tokenizer
-                            ? "chat completions need a chat template: this model's tokenizer has none"
-                            : "chat completions need a tokenizer: this model file has none (start dpep "
-                              "serve with --tokenizer)");
+    throw ApiError(501,
+                   lim.tokenizer
+                       ? "chat completions need a chat template: this model's tokenizer has none"
+                       : "chat completions need a tokenizer: this model file has none (start dpep "
+                         "serve with --tokenizer)");
   ApiRequest a;
   a.kind = ApiKind::Chat;
   check_model(j, lim, a);
+  refuse_unsupported(j, kOpenAiUnsupported);
+  refuse_unsupported(j, kChatUnsupported);
+  check_chat_template_kwargs(j, lim);
   const json* m = field(j, "messages");
   if (!m || !m->is_array() || m->empty())
     throw bad_request("'messages' must be a non-empty list of {role, content}", "messages");
@@ -250,12 +392,14 @@ ApiRequest parse_chat_request(const json& j, const ServeLimits& lim) {
   read_stream(j, a);
   SamplingParams& s = a.request.sampling;
   const int room = std::max(1, lim.max_model_len - static_cast<int>(a.request.prompt.size()));
-  s.max_tokens = field(j, "max_completion_tokens") ? max_tokens_field(j, "max_completion_tokens", room)
-                                                   : max_tokens_field(j, "max_tokens", room);
+  s.max_tokens = field(j, "max_completion_tokens")
+                     ? max_tokens_field(j, "max_completion_tokens", room)
+                     : max_tokens_field(j, "max_tokens", room);
   a.chat_logprobs = get_bool(j, "logprobs", false);
   const int64_t k = get_int(j, "top_logprobs", 0);
   if (k < 0 || k > 20) throw bad_request("'top_logprobs' must be in [0, 20]", "top_logprobs");
-  if (k > 0 && !a.chat_logprobs) throw bad_request("'top_logprobs' needs 'logprobs': true", "top_logprobs");
+  if (k > 0 && !a.chat_logprobs)
+    throw bad_request("'top_logprobs' needs 'logprobs': true", "top_logprobs");
   s.logprobs = a.chat_logprobs;
   s.top_logprobs = static_cast<int>(k);
   check_prompt(a.request.prompt, s.max_tokens, lim, "messages");
@@ -276,8 +420,11 @@ ApiRequest parse_generate_request(const json& j, const ServeLimits& lim) {
   }
   static const json kEmpty = json::object();
   const json* sp = field(j, "sampling_params");
-  if (sp && !sp->is_object()) throw bad_request("'sampling_params' must be an object", "sampling_params");
+  if (sp && !sp->is_object())
+    throw bad_request("'sampling_params' must be an object", "sampling_params");
   const json& s_json = sp ? *sp : kEmpty;
+  refuse_unsupported(j, kGenerateUnsupported);
+  refuse_unsupported(s_json, kSglangSamplingUnsupported);
   read_sampling(s_json, a, lim);
   a.request.sampling.max_tokens = max_tokens_field(s_json, "max_new_tokens", 128);
   a.stream = get_bool(j, "stream", false);

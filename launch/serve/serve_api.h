@@ -1,7 +1,10 @@
 // Parsing and validation of the generation endpoints' JSON bodies (OpenAI /v1/completions and
 // /v1/chat/completions, SGLang /generate) into one ApiRequest. Every check that can be made
 // before the engine sees the request is made here and throws ApiError (400, or 404 for an
-// unknown model, 501 for what needs a missing tokenizer). Unknown fields are ignored.
+// unknown model, 501 for what needs a missing tokenizer). Parameters of the OpenAI/vLLM/SGLang
+// APIs that dpep does not implement are accepted only at their neutral value (`tools: []`,
+// `response_format: {"type": "text"}`, ...), else 400 naming them; fields no API defines are
+// ignored (docs/serving.md lists both).
 // Thread safety: pure functions; the tokenizer and template are only read.
 #pragma once
 #include <nlohmann/json.hpp>

@@ -4,6 +4,7 @@
 
 #include <ctime>
 
+#include "launch/serve/client_socket.h"
 #include "launch/serve/serve_response.h"
 #include "launch/serve/serve_session.h"
 
@@ -15,7 +16,9 @@ namespace {
 
 constexpr auto kWait = std::chrono::milliseconds(250);
 
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 std::string sse(const json& j) {
   std::string s = "data: ";
   s += dump(j);
@@ -47,8 +50,8 @@ std::string echo_text(const Call& c) {
 
 json completion_lp(Call& c, const SessionUpdate& u) {
   if (c.req.completion_logprobs < 0) return nullptr;
-  json lp =
-      completion_logprobs_json(c.lim->tokenizer, u.ids, u.logprobs, c.req.completion_logprobs, c.text_offset);
+  json lp = completion_logprobs_json(c.lim->tokenizer, u.ids, u.logprobs, c.req.completion_logprobs,
+                                     c.text_offset);
   for (const auto& t : lp["tokens"]) c.text_offset += t.get<std::string>().size();
   return lp;
 }
@@ -68,8 +71,8 @@ ApiError engine_error(const SessionUpdate& u) {
 // SSE text of the first chunk (chat: the role; completions: the echoed prompt).
 std::string first_chunk(Call& c) {
   if (c.kind == ApiKind::Chat)
-    return sse(
-        chat_chunk_json(c.meta, json{{"role", "assistant"}, {"content", ""}}, nullptr, FinishReason::None));
+    return sse(chat_chunk_json(c.meta, json{{"role", "assistant"}, {"content", ""}}, nullptr,
+                               FinishReason::None));
   if (c.kind == ApiKind::Completion) {
     const std::string e = echo_text(c);
     if (!e.empty()) {
@@ -104,7 +107,8 @@ std::string stream_update(Call& c, const SessionUpdate& u) {
       json delta = json::object();
       if (!u.reasoning.empty()) delta["reasoning_content"] = u.reasoning;
       if (!u.text.empty()) delta["content"] = u.text;
-      if (!delta.empty() || finishing) out += sse(chat_chunk_json(c.meta, delta, chat_lp(c, u), u.finish));
+      if (!delta.empty() || finishing)
+        out += sse(chat_chunk_json(c.meta, delta, chat_lp(c, u), u.finish));
       break;
     }
     case ApiKind::Generate:
@@ -116,12 +120,13 @@ std::string stream_update(Call& c, const SessionUpdate& u) {
   }
   if (finishing) {
     if (c.req.include_usage && c.kind != ApiKind::Generate) {
-      json usage_chunk{{"id", c.meta.id},
-                       {"object", c.kind == ApiKind::Chat ? "chat.completion.chunk" : "text_completion"},
-                       {"created", c.meta.created},
-                       {"model", c.meta.model},
-                       {"choices", json::array()},
-                       {"usage", usage_json(c.sess->prompt_tokens(), c.sess->completion_tokens())}};
+      json usage_chunk{
+          {"id", c.meta.id},
+          {"object", c.kind == ApiKind::Chat ? "chat.completion.chunk" : "text_completion"},
+          {"created", c.meta.created},
+          {"model", c.meta.model},
+          {"choices", json::array()},
+          {"usage", usage_json(c.sess->prompt_tokens(), c.sess->completion_tokens())}};
       out += sse(usage_chunk);
     }
     out += kDone;
@@ -151,11 +156,25 @@ void stream_response(std::shared_ptr<Call> c, httplib::Response& res) {
       [c](bool) { c->sess->cancel(); });
 }
 
-void whole_response(Call& c, httplib::Response& res) {
+// A non-streaming client that closes its connection cancels its request (its rank frees the
+// KV pages): every kWait its socket is polled. The socket is looked up at the first check, so
+// requests that finish within kWait never pay for the lookup.
+void whole_response(Call& c, const httplib::Request& req, httplib::Response& res) {
   SessionUpdate u;
   FinishReason finish = FinishReason::None;
+  int fd = -2;  // -2: not looked up yet; -1: not found
+  auto next_check = std::chrono::steady_clock::now() + kWait;
   while (!c.sess->finished()) {
-    if (!c.sess->next(u, kWait)) continue;
+    const bool got = c.sess->next(u, kWait);
+    if (std::chrono::steady_clock::now() >= next_check) {
+      next_check = std::chrono::steady_clock::now() + kWait;
+      if (fd == -2) fd = find_tcp_socket(req.remote_addr, req.remote_port, req.local_port);
+      if (fd >= 0 && peer_closed(fd)) {
+        c.sess->cancel();
+        throw ApiError(499, "the client closed the connection");
+      }
+    }
+    if (!got) continue;
     c.text += u.text;
     c.reasoning_text += u.reasoning;
     c.ids.insert(c.ids.end(), u.ids.begin(), u.ids.end());
@@ -189,7 +208,8 @@ void whole_response(Call& c, httplib::Response& res) {
 
 }  // namespace
 
-void write_error(httplib::Response& res, int status, const std::string& message, const std::string& param) {
+void write_error(httplib::Response& res, int status, const std::string& message,
+                 const std::string& param) {
   res.status = status;
   res.set_content(dump(ApiError(status, message, param).body()), "application/json");
 }
@@ -213,7 +233,9 @@ void handle_generation(ApiKind kind, const httplib::Request& req, httplib::Respo
   }
   c->reasoning = kind == ApiKind::Chat && ctx.reasoning_parser;
   c->sess = std::make_unique<GenerationSession>(*ctx.source, c->req, *ctx.limits, c->reasoning);
-  const char* prefix = kind == ApiKind::Chat ? "chatcmpl-" : kind == ApiKind::Completion ? "cmpl-" : "";
+  const char* prefix = kind == ApiKind::Chat         ? "chatcmpl-"
+                       : kind == ApiKind::Completion ? "cmpl-"
+                                                     : "";
   c->meta.id = prefix;
   c->meta.id += std::to_string(c->sess->id());
   c->meta.created = static_cast<int64_t>(std::time(nullptr));
@@ -221,7 +243,7 @@ void handle_generation(ApiKind kind, const httplib::Request& req, httplib::Respo
   if (c->req.stream)
     stream_response(std::move(c), res);
   else
-    whole_response(*c, res);
+    whole_response(*c, req, res);
 }
 
 }  // namespace dpep

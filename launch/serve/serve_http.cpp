@@ -60,7 +60,8 @@ void ServeHttp::Impl::guarded(httplib::Response& res, const std::function<void()
 }
 
 void ServeHttp::Impl::tokenize(const httplib::Request& req, httplib::Response& res) {
-  if (!limits.tokenizer) throw ApiError(501, "/tokenize needs a tokenizer: this model file has none");
+  if (!limits.tokenizer)
+    throw ApiError(501, "/tokenize needs a tokenizer: this model file has none");
   const json j = parse_json_body(req.body);
   std::vector<int> ids;
   if (j.contains("messages")) {
@@ -80,11 +81,13 @@ void ServeHttp::Impl::tokenize(const httplib::Request& req, httplib::Response& r
       throw bad_request("'add_special_tokens' must be true or false", "add_special_tokens");
     ids = limits.tokenizer->encode(j["prompt"].get<std::string>(), add.get<bool>());
   }
-  json_reply(res, json{{"count", ids.size()}, {"max_model_len", limits.max_model_len}, {"tokens", ids}});
+  json_reply(res,
+             json{{"count", ids.size()}, {"max_model_len", limits.max_model_len}, {"tokens", ids}});
 }
 
 void ServeHttp::Impl::detokenize(const httplib::Request& req, httplib::Response& res) {
-  if (!limits.tokenizer) throw ApiError(501, "/detokenize needs a tokenizer: this model file has none");
+  if (!limits.tokenizer)
+    throw ApiError(501, "/detokenize needs a tokenizer: this model file has none");
   const json j = parse_json_body(req.body);
   if (!j.contains("tokens") || !j["tokens"].is_array())
     throw bad_request("'tokens' (a list of ids) is required", "tokens");
@@ -100,25 +103,27 @@ void ServeHttp::Impl::detokenize(const httplib::Request& req, httplib::Response&
 void ServeHttp::Impl::routes() {
   // API key on the API routes; /health and /metrics stay open (as in vLLM).
   svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    const bool api = req.path.rfind("/v1/", 0) == 0 || req.path == "/generate" || req.path == "/tokenize" ||
-                     req.path == "/detokenize";
+    const bool api = req.path.rfind("/v1/", 0) == 0 || req.path == "/generate" ||
+                     req.path == "/tokenize" || req.path == "/detokenize";
     if (api && !authorized(req)) {
       write_error(res, 401, "invalid or missing API key (Authorization: Bearer <key>)");
       return httplib::Server::HandlerResponse::Handled;
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });
-  svr.set_logger(
-      [this](const httplib::Request&, const httplib::Response& res) { metrics.on_http(res.status); });
-  svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      write_error(res, 500, e.what());
-    } catch (...) {
-      write_error(res, 500, "unknown error");
-    }
+  svr.set_logger([this](const httplib::Request&, const httplib::Response& res) {
+    metrics.on_http(res.status);
   });
+  svr.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          write_error(res, 500, e.what());
+        } catch (...) {
+          write_error(res, 500, "unknown error");
+        }
+      });
   svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (res.body.empty())
       write_error(res, res.status, fmt::format("{} {}: no such endpoint", req.method, req.path));
@@ -149,8 +154,11 @@ void ServeHttp::Impl::routes() {
     json_reply(res, json{{"object", "list"}, {"data", json::array({m})}});
   });
   svr.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    const std::string problem = opt.health_problem ? opt.health_problem() : std::string();
     if (source.shutting_down())
       write_error(res, 503, "the server is shutting down");
+    else if (!problem.empty())
+      write_error(res, 503, problem);
     else
       json_reply(res, json{{"status", "ok"}});
   });
@@ -174,7 +182,9 @@ ServeHttp::ServeHttp(ServeHttpOptions opt, ServeSource& source, ServeMetrics& me
   impl_->routes();
 }
 
-ServeHttp::~ServeHttp() { stop(); }
+ServeHttp::~ServeHttp() {
+  stop();
+}
 
 void ServeHttp::bind() {
   // Debian's cpp-httplib is a compiled library: its listen backlog is fixed at 5, so a burst of
@@ -210,6 +220,8 @@ void ServeHttp::stop() {
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 
-int ServeHttp::port() const { return impl_->port; }
+int ServeHttp::port() const {
+  return impl_->port;
+}
 
 }  // namespace dpep

@@ -2,6 +2,7 @@
 // API-key check, JSON and SSE responses. It never calls MPI: requests go to the engine thread
 // through the ServeSource. docs/serving.md lists the endpoints.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -17,12 +18,16 @@ struct ServeHttpOptions {
   std::string api_key;            // empty: no check
   int threads = 512;              // HTTP worker threads (one per open request)
   bool reasoning_parser = false;  // deepseek-r1: reasoning_content in chat responses
+  // Non-empty text = the engine looks stuck (e.g. a step past half the watchdog timeout):
+  // /health answers 503 with it. Called on HTTP threads.
+  std::function<std::string()> health_problem;
 };
 
 class ServeHttp {
  public:
   // limits (and the tokenizer/template it points to) must outlive this object.
-  ServeHttp(ServeHttpOptions opt, ServeSource& source, ServeMetrics& metrics, const ServeLimits& limits);
+  ServeHttp(ServeHttpOptions opt, ServeSource& source, ServeMetrics& metrics,
+            const ServeLimits& limits);
   ~ServeHttp();  // stops the server
   ServeHttp(const ServeHttp&) = delete;
   ServeHttp& operator=(const ServeHttp&) = delete;
