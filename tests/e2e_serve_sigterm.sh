@@ -54,11 +54,15 @@ def metric(name):
 ts = [threading.Thread(target=one) for _ in range(6)]
 for t in ts: t.start()
 for _ in range(500):  # all six inside the server (running or waiting)
-    if metric("dpep:num_requests_running") + metric("dpep:num_requests_waiting") == 6:
+    waiting = metric("dpep:num_requests_waiting")
+    if metric("dpep:num_requests_running") + waiting == 6:
         break
     time.sleep(0.01)
 else:
     raise SystemExit("FAIL: the requests did not all arrive")
+# One running slot per rank: at least 4 of the 6 had not started when the signal came, so the
+# drain below really ran whole requests after SIGTERM (whatever the speed of the machine).
+assert waiting >= 4, f"only {waiting} requests were waiting at SIGTERM"
 t0 = time.time()
 os.kill(job, signal.SIGTERM)
 time.sleep(0.5)
@@ -76,7 +80,6 @@ for s, b in res:
     assert s == 200, (s, b)
     assert b["choices"][0]["finish_reason"] == "length" and b["usage"]["completion_tokens"] == 1900, b
 print(f"ok 6 in-flight requests finished in full, {took:.1f} s after SIGTERM")
-assert took > 2.5, f"the drain took only {took:.1f} s: too short to show anything; make the requests longer"
 PY
 rc=0
 timeout 60 tail --pid="$JOB" -f /dev/null || { echo "FAIL: the job did not end after the drain"; exit 1; }
