@@ -33,6 +33,8 @@ void RunArgs::add_to(po::options_description& d) {
       po::value(&cache_max_entry_count)->default_value(cache_max_entry_count),
       "fraction of free memory given to the KV cache of each rank")(
       "page-size", po::value(&page_size)->default_value(page_size), "tokens per KV cache page")(
+      "disable-prefix-caching", po::bool_switch(&disable_prefix_caching),
+      "do not reuse the KV pages of earlier requests with the same prefix")(
       "threads", po::value(&threads)->default_value(threads),
       "threads per rank (0: host cores / ranks on host)")(
       "log-dir", po::value(&log_dir)->default_value(log_dir), "directory of the per-rank logs")(

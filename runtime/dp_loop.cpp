@@ -148,6 +148,9 @@ void DpLoop::run_impl(RequestSource* source) {
     w.put<int32_t>(rep.kv_total_pages);
     w.put<int32_t>(rep.rows);
     w.put<double>(rep.forward_s);
+    w.put<int32_t>(rep.kv_cached_pages);
+    w.put<int64_t>(rep.prefix_query_tokens);
+    w.put<int64_t>(rep.prefix_hit_tokens);
     w.put<uint32_t>(static_cast<uint32_t>(rep.events.size()));
     for (const auto& e : rep.events) wire::put_event(w, e);
     auto all = cp_.gather_blobs(w.bytes());
@@ -162,6 +165,9 @@ void DpLoop::run_impl(RequestSource* source) {
         st.kv_total_pages = rd.get<int32_t>();
         st.rows = rd.get<int32_t>();
         st.forward_s = rd.get<double>();
+        st.kv_cached_pages = rd.get<int32_t>();
+        st.prefix_query_tokens = rd.get<int64_t>();
+        st.prefix_hit_tokens = rd.get<int64_t>();
         const uint32_t n = rd.get<uint32_t>();
         for (uint32_t i = 0; i < n; ++i) {
           RequestEvent e = wire::get_event(rd);
@@ -215,11 +221,13 @@ void DpLoop::log_step(const StepReport& rep, bool force) {
   log_->log(
       lvl,
       "{} steps to {}: tokens {} (this step {}: decode {}, prefill {}), running {}, waiting {}, "
-      "KV {}/{} pages | s: attention {:.4f}, router {:.4f}, dispatch {:.4f}, experts {:.4f}, "
+      "KV {}/{} pages, prefix cache {} pages, hits {}/{} prompt tokens | s: attention {:.4f}, "
+      "router {:.4f}, dispatch {:.4f}, experts {:.4f}, "
       "combine {:.4f}, shared {:.4f}, dense {:.4f}, head {:.4f}, sampling {:.4f}, idle {:.4f} | "
       "expert load (local, pairs) {}",
       steps, totals_.busy_steps, totals_.rows - last_totals_.rows, rep.rows, rep.decode_rows,
       rep.prefill_rows, rep.running, rep.waiting, rep.kv_used_pages, rep.kv_total_pages,
+      rep.kv_cached_pages, rep.prefix_hit_tokens, rep.prefix_query_tokens,
       s.attention_s - last_stats_.attention_s, moe.router_s - last.router_s,
       moe.dispatch_s - last.dispatch_s, moe.experts_s - last.experts_s,
       moe.combine_s - last.combine_s, moe.shared_s - last.shared_s,
