@@ -8,12 +8,12 @@
 #include <map>
 #include <set>
 
-#include "launch/serve/bench_report.h"
 #include "launch/command.h"
-#include "launch/dataset_random.h"
+#include "launch/dataset_options.h"
 #include "launch/progress.h"
 #include "launch/rank_setup.h"
 #include "launch/request_json.h"
+#include "launch/serve/bench_report.h"
 #include "model/flops.h"
 #include "runtime/batch_source.h"
 
@@ -52,37 +52,26 @@ BenchReport make_report(const BatchSource& src, double duration) {
 int run_offline(int argc, char** argv) {
   ModelArgs margs;
   RunArgs rargs;
-  RandomDatasetArgs ds;
-  std::string dataset = "random", input_file, output_file, result_file, strategy = "least_tokens";
+  DatasetOptions ds;
+  std::string input_file, output_file, result_file, strategy = "least_tokens";
   RequestDefaults defs;
   po::options_description d("offline options");
-  d.add_options()("dataset", po::value(&dataset)->default_value(dataset),
-                  "random (or use --input-file)")(
-      "num-prompts", po::value(&ds.num_prompts)->default_value(ds.num_prompts), "requests")(
-      "random-input-len", po::value(&ds.input_len)->default_value(ds.input_len),
-      "max input tokens")("random-output-len",
-                          po::value(&ds.output_len)->default_value(ds.output_len),
-                          "max output tokens")(
-      "random-range-ratio", po::value(&ds.range_ratio)->default_value(ds.range_ratio),
-      "lengths uniform in [len*ratio, len]")("seed", po::value(&ds.seed)->default_value(ds.seed),
-                                             "dataset seed")(
-      "input-file", po::value(&input_file), "JSONL requests as in dpep generate (evaluation path)")(
+  d.add_options()("input-file", po::value(&input_file),
+                  "JSONL requests as in dpep generate (evaluation path)")(
       "output-file", po::value(&output_file), "JSONL results of --input-file, in input order")(
       "result-file", po::value(&result_file), "write the result block as JSON")(
       "strategy", po::value(&strategy)->default_value(strategy),
       "request to rank: round_robin, least_tokens, min_expected_latency");
+  ds.add_to(d);
   margs.add_to(d);
   rargs.add_to(d);
   po::variables_map vm;
-  if (!parse_command_line(
-          argc, argv, d, vm,
-          "usage: mpirun -np N dpep offline [--model FILE.h5] --dataset random --num-prompts P "
-          "--random-input-len I --random-output-len O [options]"))
+  if (!parse_command_line(argc, argv, d, vm,
+                          "usage: mpirun -np N dpep offline [--model FILE.h5] [--dataset random|"
+                          "generated-shared-prefix|sharegpt] [dataset flags] [options]"))
     return 0;
   const BalanceStrategy strat = balance_strategy_from_name(strategy);
-  if (dataset != "random" && input_file.empty())
-    throw std::invalid_argument(
-        fmt::format("unknown --dataset '{}' (random, or give --input-file)", dataset));
+  if (input_file.empty()) ds.validate();
   if (!input_file.empty() && output_file.empty())
     throw std::invalid_argument("--input-file needs --output-file");
 
@@ -100,9 +89,9 @@ int run_offline(int argc, char** argv) {
         if (!input_file.empty()) {
           reqs = read_requests(input_file, defs);
         } else {
-          reqs = make_random_dataset(
-              ds, static_cast<int>(cfg.vocab_size),
-              {static_cast<int>(cfg.bos_token_id), static_cast<int>(cfg.eos_token_id)});
+          reqs = ds.make(static_cast<int>(cfg.vocab_size),
+                         {static_cast<int>(cfg.bos_token_id), static_cast<int>(cfg.eos_token_id)},
+                         rt.tokenizer.get());
         }
         source = std::make_unique<BatchSource>(std::move(reqs));
       },
@@ -173,6 +162,7 @@ int run_offline(int argc, char** argv) {
     j["active_params_per_token"] = costs.active_params_per_token;
     j["matmul_dtype"] = margs.matmul_dtype;
     j["simulate_perfect_eplb"] = margs.simulate_perfect_eplb;
+    if (input_file.empty()) ds.describe(j);
     j["output_throughput_per_rank"] = out_per_rank;
     for (auto& v : j["output_throughput_per_rank"]) v = v.get<double>() / duration;
     f << j.dump(2) << "\n";

@@ -188,9 +188,12 @@ void DpLoop::run_impl(RequestSource* source) {
   }
   log_->info(
       "loop done: {} steps ({} busy), {} tokens computed, forward {:.3f} s, sampling {:.3f} s, "
-      "control plane {:.3f} s, idle wait {:.3f} s",
+      "control plane {:.3f} s, idle wait {:.3f} s; prefix cache: {} of {} admitted prompt tokens "
+      "hit, {} pages cached, {} evicted",
       totals_.steps, totals_.busy_steps, totals_.rows, totals_.forward_s, totals_.sample_s,
-      totals_.comm_s, totals_.idle_s);
+      totals_.comm_s, totals_.idle_s, engine_.prefix_stats().hit_tokens,
+      engine_.prefix_stats().query_tokens, engine_.blocks().num_cached(),
+      engine_.blocks().num_evictions());
   log_step(StepReport{}, true);
 }
 
