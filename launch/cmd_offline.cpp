@@ -61,7 +61,7 @@ int run_offline(int argc, char** argv) {
       "output-file", po::value(&output_file), "JSONL results of --input-file, in input order")(
       "result-file", po::value(&result_file), "write the result block as JSON")(
       "strategy", po::value(&strategy)->default_value(strategy),
-      "request to rank: round_robin, least_tokens, min_expected_latency");
+      "request to rank: round_robin, least_tokens, min_expected_latency, cache_aware");
   ds.add_to(d);
   margs.add_to(d);
   rargs.add_to(d);

@@ -25,7 +25,12 @@ double now_s() {
 
 DpLoop::DpLoop(comm::ControlPlane& cp, Engine& engine, std::shared_ptr<spdlog::logger> log,
                DpLoopOptions opt)
-    : cp_(cp), engine_(engine), log_(std::move(log)), opt_(opt), ranks_(cp.size()) {}
+    : cp_(cp),
+      engine_(engine),
+      log_(std::move(log)),
+      opt_(opt),
+      ranks_(cp.size()),
+      router_(cp.size(), engine.blocks().page_size()) {}
 
 int DpLoop::pick_rank(const Request& r) {
   const int n = cp_.size();
@@ -56,8 +61,15 @@ int DpLoop::pick_rank(const Request& r) {
       rr_next_ = (best + 1) % n;
       return best;
     }
+    case BalanceStrategy::CacheAware: {
+      const auto c = router_.pick(r.prompt, r.sampling.max_tokens, rr_next_);
+      router_.assign(r.id, r.prompt, c);
+      rr_next_ = (c.rank + 1) % n;
+      log_->debug("request {} -> rank {} ({} cached pages known there)", r.id, c.rank,
+                  c.matched_pages);
+      return c.rank;
+    }
   }
-  (void)r;
   return 0;
 }
 
@@ -151,6 +163,7 @@ void DpLoop::run_impl(RequestSource* source) {
     w.put<int32_t>(rep.kv_cached_pages);
     w.put<int64_t>(rep.prefix_query_tokens);
     w.put<int64_t>(rep.prefix_hit_tokens);
+    wire::put_cache_events(w, rep.cache_events);
     w.put<uint32_t>(static_cast<uint32_t>(rep.events.size()));
     for (const auto& e : rep.events) wire::put_event(w, e);
     auto all = cp_.gather_blobs(w.bytes());
@@ -168,6 +181,7 @@ void DpLoop::run_impl(RequestSource* source) {
         st.kv_cached_pages = rd.get<int32_t>();
         st.prefix_query_tokens = rd.get<int64_t>();
         st.prefix_hit_tokens = rd.get<int64_t>();
+        router_.apply(k, wire::get_cache_events(rd));
         const uint32_t n = rd.get<uint32_t>();
         for (uint32_t i = 0; i < n; ++i) {
           RequestEvent e = wire::get_event(rd);
@@ -178,6 +192,7 @@ void DpLoop::run_impl(RequestSource* source) {
               ranks_[it->second.first].outstanding_tokens -= it->second.second;
               owner_.erase(it);
             }
+            router_.finish(e.id);
           }
           source->on_event(e, k);
         }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "comm/control_plane.h"
+#include "runtime/cache_router.h"
 #include "runtime/engine.h"
 #include "runtime/request_source.h"
 
@@ -55,6 +56,7 @@ class DpLoop {
   std::vector<RankStatus> ranks_;
   std::map<int64_t, std::pair<int, int64_t>> owner_;  // request id -> (rank, tokens counted)
   int rr_next_ = 0;
+  CacheAwareRouter router_;  // --strategy cache_aware: every rank's prefix cache
   // for periodic logs
   ForwardStats last_stats_;
   DpLoopTotals last_totals_;

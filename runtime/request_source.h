@@ -20,7 +20,7 @@ struct RequestEvent {
   int num_prompt = 0;
 };
 
-enum class BalanceStrategy { RoundRobin, LeastTokens, MinExpectedLatency };
+enum class BalanceStrategy { RoundRobin, LeastTokens, MinExpectedLatency, CacheAware };
 BalanceStrategy balance_strategy_from_name(const std::string& s);  // throws on unknown
 
 // What rank 0 knows of every rank after each step.

@@ -76,4 +76,25 @@ RequestEvent get_event(Reader& rd) {
   return e;
 }
 
+void put_cache_events(Writer& w, const std::vector<CacheEvent>& events) {
+  w.put<uint32_t>(static_cast<uint32_t>(events.size()));
+  for (const auto& e : events) {
+    w.put<uint64_t>(e.hash.lo);
+    w.put<uint64_t>(e.hash.hi);
+    w.put<uint8_t>(e.added ? 1 : 0);
+  }
+}
+
+std::vector<CacheEvent> get_cache_events(Reader& r) {
+  const uint32_t n = r.get<uint32_t>();
+  if (r.remaining() / 17 < n) throw std::runtime_error("control message truncated");
+  std::vector<CacheEvent> events(n);
+  for (auto& e : events) {
+    e.hash.lo = r.get<uint64_t>();
+    e.hash.hi = r.get<uint64_t>();
+    e.added = r.get<uint8_t>() != 0;
+  }
+  return events;
+}
+
 }  // namespace dpep::wire

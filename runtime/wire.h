@@ -62,6 +62,7 @@ class Reader {
     return v;
   }
   bool done() const { return p_ == end_; }
+  size_t remaining() const { return static_cast<size_t>(end_ - p_); }
 
  private:
   void need(size_t n) const {
@@ -75,5 +76,8 @@ void put_request(Writer& w, const Request& r);
 Request get_request(Reader& r);
 void put_event(Writer& w, const RequestEvent& e);
 RequestEvent get_event(Reader& r);
+// Prefix-cache changes of one step (rank -> rank 0, for cache-aware routing).
+void put_cache_events(Writer& w, const std::vector<CacheEvent>& events);
+std::vector<CacheEvent> get_cache_events(Reader& r);
 
 }  // namespace dpep::wire
