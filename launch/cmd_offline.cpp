@@ -53,7 +53,7 @@ int run_offline(int argc, char** argv) {
   ModelArgs margs;
   RunArgs rargs;
   DatasetOptions ds;
-  std::string input_file, output_file, result_file, strategy = "least_tokens";
+  std::string input_file, output_file, result_file, strategy = "cache_aware";
   RequestDefaults defs;
   po::options_description d("offline options");
   d.add_options()("input-file", po::value(&input_file),

@@ -40,7 +40,7 @@ void install_signal_handlers() {
 struct ServeArgs {
   std::string host = "127.0.0.1";
   int port = 8000;
-  std::string strategy = "least_tokens";
+  std::string strategy = "cache_aware";
   std::string api_key;
   int max_queued_requests = 0;
   std::string served_model_name;

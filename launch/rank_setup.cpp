@@ -104,6 +104,7 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
         ec.max_prefill_tokens = rargs.max_prefill_tokens;
         ec.page_size = rargs.page_size;
         ec.prefix_caching = !rargs.disable_prefix_caching;
+        ec.prefill_step_factor = rargs.prefill_step_factor;
         ec.kv_cache_tokens = rargs.kv_cache_tokens;
         ec.cache_max_entry_count = rargs.cache_max_entry_count / std::max(1, info.local_size);
         rt.engine = std::make_unique<Engine>(*rt.model, *rt.ex, ec);

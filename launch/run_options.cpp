@@ -35,6 +35,9 @@ void RunArgs::add_to(po::options_description& d) {
       "page-size", po::value(&page_size)->default_value(page_size), "tokens per KV cache page")(
       "disable-prefix-caching", po::bool_switch(&disable_prefix_caching),
       "do not reuse the KV pages of earlier requests with the same prefix")(
+      "prefill-step-factor", po::value(&prefill_step_factor)->default_value(prefill_step_factor),
+      "while sequences decode, prefill per step is cut so a step lasts about this many decode "
+      "steps (chunked prefill by time; <= 1: off, only --max-prefill-tokens)")(
       "threads", po::value(&threads)->default_value(threads),
       "threads per rank (0: host cores / ranks on host)")(
       "log-dir", po::value(&log_dir)->default_value(log_dir), "directory of the per-rank logs")(
@@ -57,6 +60,8 @@ void RunArgs::validate() const {
        "--page-size must be a multiple of 16 in [16, 4096]");
   need(threads >= 0 && threads <= 1024, "--threads must be in [0, 1024]");
   need(log_every >= 0, "--log-every must be >= 0");
+  need(prefill_step_factor >= 0 && prefill_step_factor <= 1000,
+       "--prefill-step-factor must be in [0, 1000]");
 }
 
 bool parse_command_line(int argc, char** argv, const po::options_description& d,

@@ -30,7 +30,8 @@ DpLoop::DpLoop(comm::ControlPlane& cp, Engine& engine, std::shared_ptr<spdlog::l
       log_(std::move(log)),
       opt_(opt),
       ranks_(cp.size()),
-      router_(cp.size(), engine.blocks().page_size()) {}
+      router_(cp.size(), engine.blocks().page_size()),
+      prefill_budget_(engine.config().prefill_step_factor, engine.config().max_prefill_tokens) {}
 
 int DpLoop::pick_rank(const Request& r) {
   const int n = cp_.size();
@@ -93,7 +94,9 @@ std::vector<comm::Blob> DpLoop::assign(RequestSource& source) {
     if (it != owner_.end()) aborts_per_rank[it->second.first].push_back(id);
   }
   std::vector<comm::Blob> blobs(cp_.size());
+  const int32_t budget = prefill_budget_.budget(decoding_);
   for (int k = 0; k < cp_.size(); ++k) {
+    w[k].put<int32_t>(budget);
     w[k].put<uint32_t>(static_cast<uint32_t>(per_rank[k].size()));
     for (const auto& r : per_rank[k]) wire::put_request(w[k], r);
     w[k].put_vec(aborts_per_rank[k]);
@@ -123,6 +126,7 @@ void DpLoop::run_impl(RequestSource* source) {
     comm::Blob mine = cp_.scatter_blobs(root ? assign(*source) : std::vector<comm::Blob>{});
     {
       wire::Reader rd(mine);
+      engine_.set_prefill_budget(rd.get<int32_t>());
       const uint32_t n = rd.get<uint32_t>();
       for (uint32_t i = 0; i < n; ++i) engine_.add(wire::get_request(rd));
       for (int64_t id : rd.get_vec<int64_t>()) engine_.abort(id);
@@ -159,6 +163,8 @@ void DpLoop::run_impl(RequestSource* source) {
     w.put<int32_t>(rep.kv_used_pages);
     w.put<int32_t>(rep.kv_total_pages);
     w.put<int32_t>(rep.rows);
+    w.put<int32_t>(rep.prefill_rows);
+    w.put<int32_t>(rep.decode_rows);
     w.put<double>(rep.forward_s);
     w.put<int32_t>(rep.kv_cached_pages);
     w.put<int64_t>(rep.prefix_query_tokens);
@@ -169,6 +175,8 @@ void DpLoop::run_impl(RequestSource* source) {
     auto all = cp_.gather_blobs(w.bytes());
     totals_.comm_s += now_s() - tg0;
     if (root) {
+      double step_s = 0;
+      int max_prefill = 0, decode_rows = 0, running = 0;
       for (int k = 0; k < cp_.size(); ++k) {
         wire::Reader rd(all[k]);
         RankStatus& st = ranks_[k];
@@ -177,7 +185,11 @@ void DpLoop::run_impl(RequestSource* source) {
         st.kv_used_pages = rd.get<int32_t>();
         st.kv_total_pages = rd.get<int32_t>();
         st.rows = rd.get<int32_t>();
+        max_prefill = std::max(max_prefill, rd.get<int32_t>());
+        decode_rows += rd.get<int32_t>();
         st.forward_s = rd.get<double>();
+        step_s = std::max(step_s, st.forward_s);
+        running += st.running;
         st.kv_cached_pages = rd.get<int32_t>();
         st.prefix_query_tokens = rd.get<int64_t>();
         st.prefix_hit_tokens = rd.get<int64_t>();
@@ -197,6 +209,8 @@ void DpLoop::run_impl(RequestSource* source) {
           source->on_event(e, k);
         }
       }
+      prefill_budget_.observe(step_s, max_prefill, decode_rows);
+      decoding_ = running > 0;
       source->on_step(ranks_);
     }
     log_step(rep, false);

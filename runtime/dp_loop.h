@@ -14,12 +14,13 @@
 #include "comm/control_plane.h"
 #include "runtime/cache_router.h"
 #include "runtime/engine.h"
+#include "runtime/prefill_budget.h"
 #include "runtime/request_source.h"
 
 namespace dpep {
 
 struct DpLoopOptions {
-  BalanceStrategy strategy = BalanceStrategy::LeastTokens;
+  BalanceStrategy strategy = BalanceStrategy::CacheAware;
   int log_every = 50;  // info-level step summary every N busy steps (debug: every step)
 };
 
@@ -57,6 +58,8 @@ class DpLoop {
   std::map<int64_t, std::pair<int, int64_t>> owner_;  // request id -> (rank, tokens counted)
   int rr_next_ = 0;
   CacheAwareRouter router_;  // --strategy cache_aware: every rank's prefix cache
+  PrefillBudget prefill_budget_;
+  bool decoding_ = false;  // some rank held running sequences after the last step
   // for periodic logs
   ForwardStats last_stats_;
   DpLoopTotals last_totals_;

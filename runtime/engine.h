@@ -20,6 +20,7 @@ struct EngineConfig {
   long long kv_cache_tokens = 0;       // > 0: cache size in tokens
   double cache_max_entry_count = 0.5;  // else: this fraction of free memory
   bool prefix_caching = true;          // automatic prefix caching of full latent pages
+  double prefill_step_factor = 0.0;    // > 1: while decoding, a prefill step ~ this x a decode step
 };
 
 struct StepReport {
@@ -48,6 +49,8 @@ class Engine {
   StepReport step();
 
   const BlockManager& blocks() const { return blocks_; }
+  const EngineConfig& config() const { return cfg_; }
+  void set_prefill_budget(int tokens) { sched_.set_prefill_budget(tokens); }
   ForwardStats& stats() { return stats_; }
   int64_t preemptions() const { return sched_.num_preemptions(); }
   const PrefixCacheStats& prefix_stats() const { return sched_.prefix_stats(); }

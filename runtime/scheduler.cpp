@@ -54,7 +54,7 @@ void Scheduler::preempt(Sequence* s) {
 
 std::vector<ScheduledChunk> Scheduler::schedule() {
   std::vector<ScheduledChunk> out;
-  int budget = cfg_.max_prefill_tokens;
+  int budget = std::min(cfg_.max_prefill_tokens, prefill_budget_);
   // 1. Running sequences, oldest first; make room by preempting the newest.
   for (size_t i = 0; i < running_.size(); ++i) {
     Sequence* s = running_[i].get();

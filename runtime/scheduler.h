@@ -55,6 +55,8 @@ class Scheduler {
   int num_running() const { return static_cast<int>(running_.size()); }
   int64_t num_preemptions() const { return preemptions_; }
   const PrefixCacheStats& prefix_stats() const { return prefix_stats_; }
+  // Prefill tokens allowed from the next schedule() on (also capped by max_prefill_tokens).
+  void set_prefill_budget(int tokens) { prefill_budget_ = tokens; }
   // Sequences rejected by add(), to be reported once.
   std::vector<std::unique_ptr<Sequence>> take_rejected();
 
@@ -68,6 +70,7 @@ class Scheduler {
   std::vector<std::unique_ptr<Sequence>> rejected_;
   int64_t preemptions_ = 0;
   PrefixCacheStats prefix_stats_;
+  int prefill_budget_ = 1 << 30;
 };
 
 }  // namespace dpep
