@@ -4,8 +4,12 @@
 
 namespace dpep {
 
-CacheAwareRouter::CacheAwareRouter(int num_ranks, int page_size)
-    : page_size_(page_size), cached_(num_ranks), pending_(num_ranks), work_(num_ranks, 0) {
+CacheAwareRouter::CacheAwareRouter(int num_ranks, int page_size, bool caching)
+    : page_size_(page_size),
+      caching_(caching),
+      cached_(num_ranks),
+      pending_(num_ranks),
+      work_(num_ranks, 0) {
   if (num_ranks < 1 || page_size < 1) throw std::invalid_argument("cache router: bad sizes");
 }
 
@@ -21,7 +25,7 @@ void CacheAwareRouter::apply(int rank, const std::vector<CacheEvent>& events) {
 std::vector<PageHash> CacheAwareRouter::hashes_of(const std::vector<int>& prompt) const {
   // As the scheduler: the last prompt token is always computed, so at most (n-1)/ps pages hit.
   std::vector<PageHash> h;
-  if (!prompt.empty())
+  if (caching_ && !prompt.empty())
     extend_page_hashes(h, prompt, page_size_, (static_cast<int>(prompt.size()) - 1) / page_size_);
   return h;
 }

@@ -23,7 +23,8 @@ namespace dpep {
 class CacheAwareRouter {
  public:
   static constexpr int64_t kPrefixWeight = 4;
-  CacheAwareRouter(int num_ranks, int page_size);
+  // caching = false (--disable-prefix-caching): no prefix is ever known, only the backlog counts.
+  CacheAwareRouter(int num_ranks, int page_size, bool caching = true);
   int page_size() const { return page_size_; }
 
   // Cache changes a rank reported, in order.
@@ -47,6 +48,7 @@ class CacheAwareRouter {
  private:
   std::vector<PageHash> hashes_of(const std::vector<int>& prompt) const;
   int page_size_;
+  bool caching_;
   std::vector<std::unordered_set<PageHash, PageHashHasher>> cached_;
   std::vector<std::unordered_map<PageHash, int, PageHashHasher>> pending_;  // page -> requests
   std::vector<int64_t> work_;

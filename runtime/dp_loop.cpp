@@ -30,7 +30,7 @@ DpLoop::DpLoop(comm::ControlPlane& cp, Engine& engine, std::shared_ptr<spdlog::l
       log_(std::move(log)),
       opt_(opt),
       ranks_(cp.size()),
-      router_(cp.size(), engine.blocks().page_size()),
+      router_(cp.size(), engine.blocks().page_size(), engine.config().prefix_caching),
       prefill_budget_(engine.config().prefill_step_factor, engine.config().max_prefill_tokens) {}
 
 int DpLoop::pick_rank(const Request& r) {

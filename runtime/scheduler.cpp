@@ -88,8 +88,9 @@ std::vector<ScheduledChunk> Scheduler::schedule() {
     std::vector<int> hit;
     if (cfg_.prefix_caching) {
       extend_page_hashes(s->page_hashes, s->tokens, ps);
-      hit = blocks_.match(s->page_hashes, s->tokens, (total - 1) / ps);
-      if (hit.size() < s->page_hashes.size() && in_flight.count(s->page_hashes[hit.size()])) {
+      const int max_hit = (total - 1) / ps;
+      hit = blocks_.match(s->page_hashes, s->tokens, max_hit);
+      if (static_cast<int>(hit.size()) < max_hit && in_flight.count(s->page_hashes[hit.size()])) {
         prefix_stats_.deferred++;
         ++wi;  // its next page is being computed: take it from the cache next step
         continue;

@@ -102,6 +102,16 @@ TEST(CacheRouter, LoadGuardSendsAwayWhenTheBacklogOutweighsThePrefix) {
   EXPECT_EQ(r.pick(req, 4, 1).rank, 0);
 }
 
+TEST(CacheRouter, WithoutCachingOnlyTheBacklogCounts) {
+  CacheAwareRouter r(2, kPs, false);
+  const auto sys = toks(100, 64);
+  auto first = r.pick(concat(sys, toks(1000, 8)), 8, 0);
+  r.assign(1, concat(sys, toks(1000, 8)), first);
+  const auto c = r.pick(concat(sys, toks(2000, 8)), 8, 0);
+  EXPECT_NE(c.rank, first.rank);
+  EXPECT_EQ(c.matched_pages, 0);
+}
+
 TEST(CacheRouter, CacheEventsRoundTripThroughTheControlMessage) {
   const auto ev = committed(toks(1, 12));
   std::vector<CacheEvent> in = ev;
