@@ -8,9 +8,10 @@
 #include <limits>
 
 #include "launch/command.h"
-#include "launch/dataset_random.h"
+#include "launch/dataset_options.h"
 #include "launch/run_options.h"
 #include "launch/serve/bench_client.h"
+#include "runtime/tokenizer/preset_tokenizer.h"
 
 namespace po = boost::program_options;
 
@@ -19,8 +20,8 @@ namespace {
 
 int run_bench_cmd(int argc, char** argv) {
   BenchClientOptions o;
-  RandomDatasetArgs ds;
-  std::string dataset = "random", rate = "inf", result_file;
+  DatasetOptions ds;
+  std::string rate = "inf", result_file, tokenizer_dir;
   int vocab = 0;
   po::options_description d("bench options");
   // clang-format off
@@ -30,28 +31,26 @@ int run_bench_cmd(int argc, char** argv) {
        "openai (/v1/completions) or sglang (/generate)")
       ("model", po::value(&o.model), "model name to send (default: the first of /v1/models)")
       ("api-key", po::value(&o.api_key), "sent as Authorization: Bearer KEY")
-      ("dataset", po::value(&dataset)->default_value(dataset), "random")
-      ("num-prompts", po::value(&ds.num_prompts)->default_value(ds.num_prompts), "requests")
-      ("random-input-len", po::value(&ds.input_len)->default_value(ds.input_len), "max input tokens")
-      ("random-output-len", po::value(&ds.output_len)->default_value(ds.output_len), "max output tokens")
-      ("random-range-ratio", po::value(&ds.range_ratio)->default_value(ds.range_ratio),
-       "lengths uniform in [len*ratio, len]")
-      ("seed", po::value(&ds.seed)->default_value(ds.seed), "dataset and arrival seed")
       ("request-rate", po::value(&rate)->default_value(rate), "requests per second (Poisson), or inf")
       ("max-concurrency", po::value(&o.max_concurrency)->default_value(0), "requests in flight at most (0: no limit)")
       ("vocab-size", po::value(&vocab)->default_value(0),
        "vocabulary to draw prompt ids from (0: ask a dpep server's /v1/models)")
       ("timeout", po::value(&o.timeout_s)->default_value(o.timeout_s), "seconds per request")
-      ("result-file", po::value(&result_file), "write the result block as JSON");
+      ("result-file", po::value(&result_file), "write the result block as JSON")
+      ("tokenizer", po::value(&tokenizer_dir),
+       "sharegpt: tokenizer folder (tokenizer.json), or 'preset' for dpep's preset tokenizer");
   // clang-format on
+  ds.add_to(d);
   po::variables_map vm;
-  if (!parse_command_line(
-          argc, argv, d, vm,
-          "usage: dpep bench --base-url http://127.0.0.1:8000 --dataset random --num-prompts P "
-          "--random-input-len I --random-output-len O [options]"))
+  if (!parse_command_line(argc, argv, d, vm,
+                          "usage: dpep bench --base-url http://127.0.0.1:8000 [--dataset random|"
+                          "generated-shared-prefix|sharegpt] [dataset flags] [options]"))
     return 0;
-  if (dataset != "random")
-    throw std::invalid_argument(fmt::format("unknown --dataset '{}' (random)", dataset));
+  ds.validate();
+  if (ds.name == "sharegpt" && tokenizer_dir.empty())
+    throw std::invalid_argument(
+        "--dataset sharegpt needs a tokenizer to measure lengths: give --tokenizer DIR (a folder "
+        "with tokenizer.json) or --tokenizer preset");
   if (o.backend != "openai" && o.backend != "sglang")
     throw std::invalid_argument(fmt::format("unknown --backend '{}' (openai, sglang)", o.backend));
   if (rate != "inf") {
@@ -62,9 +61,8 @@ int run_bench_cmd(int argc, char** argv) {
     }
     if (!(o.request_rate > 0)) throw std::invalid_argument("--request-rate must be > 0 (or inf)");
   }
-  if (ds.num_prompts < 1) throw std::invalid_argument("--num-prompts must be >= 1");
   if (o.max_concurrency < 0) throw std::invalid_argument("--max-concurrency must be >= 0");
-  o.seed = ds.seed;
+  o.seed = ds.random.seed;
 
   std::string served;
   int served_vocab = 0;
@@ -73,8 +71,14 @@ int run_bench_cmd(int argc, char** argv) {
   if (vocab == 0) vocab = served_vocab;
   if (vocab <= 2)
     throw std::invalid_argument("the server does not tell its vocabulary size: give --vocab-size");
+  std::unique_ptr<text::Tokenizer> tok;
+  if (tokenizer_dir == "preset")
+    tok = std::make_unique<text::Tokenizer>(text::Tokenizer::from_json(
+        text::build_preset_tokenizer_json(vocab), text::build_preset_tokenizer_config_json()));
+  else if (!tokenizer_dir.empty())
+    tok = std::make_unique<text::Tokenizer>(text::Tokenizer::from_directory(tokenizer_dir));
   // Ids 0 and 1 are BOS/EOS in dpep presets and DeepSeek-V3; keep them out of prompts.
-  const auto reqs = make_random_dataset(ds, vocab, {0, 1});
+  const auto reqs = ds.make(vocab, {0, 1}, tok.get());
   fmt::print(stderr, "dpep bench: {} requests to {} (model '{}', rate {}, concurrency {})\n",
              reqs.size(), o.base_url, o.model, rate,
              o.max_concurrency > 0 ? std::to_string(o.max_concurrency) : std::string("not set"));
@@ -104,12 +108,7 @@ int run_bench_cmd(int argc, char** argv) {
     if (!f) throw std::runtime_error(fmt::format("cannot write {}", result_file));
     nlohmann::json j = rep.to_json();
     j["model_id"] = o.model;
-    j["dataset_name"] = dataset;
-    j["random_input_len"] = ds.input_len;
-    j["random_output_len"] = ds.output_len;
-    j["random_range_ratio"] = ds.range_ratio;
-    j["num_prompts"] = ds.num_prompts;
-    j["seed"] = ds.seed;
+    ds.describe(j);
     f << j.dump(2) << "\n";
   }
   return failed == static_cast<int>(results.size()) ? 1 : 0;

@@ -9,7 +9,7 @@
 #include <set>
 
 #include "launch/command.h"
-#include "launch/dataset_random.h"
+#include "launch/dataset_options.h"
 #include "launch/progress.h"
 #include "launch/rank_setup.h"
 #include "launch/report/report_svg.h"
@@ -80,23 +80,14 @@ InputLines read_input_lines(const std::string& path) {
 int run_offline(int argc, char** argv) {
   ModelArgs margs;
   RunArgs rargs;
-  RandomDatasetArgs ds;
-  std::string dataset = "random", input_file, output_file, result_file, strategy = "least_tokens";
+  DatasetOptions ds;
+  std::string input_file, output_file, result_file, strategy = "cache_aware";
   std::string output_order = "input";
   bool resume = false;
   RequestDefaults defs;
   po::options_description d("offline options");
-  d.add_options()("dataset", po::value(&dataset)->default_value(dataset),
-                  "random (or use --input-file)")(
-      "num-prompts", po::value(&ds.num_prompts)->default_value(ds.num_prompts), "requests")(
-      "random-input-len", po::value(&ds.input_len)->default_value(ds.input_len),
-      "max input tokens")("random-output-len",
-                          po::value(&ds.output_len)->default_value(ds.output_len),
-                          "max output tokens")(
-      "random-range-ratio", po::value(&ds.range_ratio)->default_value(ds.range_ratio),
-      "lengths uniform in [len*ratio, len]")("seed", po::value(&ds.seed)->default_value(ds.seed),
-                                             "dataset seed")(
-      "input-file", po::value(&input_file), "JSONL requests as in dpep generate (evaluation path)")(
+  d.add_options()("input-file", po::value(&input_file),
+                  "JSONL requests as in dpep generate (evaluation path)")(
       "output-file", po::value(&output_file),
       "JSONL results of --input-file, one line per request written as it finishes")(
       "output-order", po::value(&output_order)->default_value(output_order),
@@ -107,19 +98,17 @@ int run_offline(int argc, char** argv) {
       "the requests without one")("result-file", po::value(&result_file),
                                   "write the result block as JSON")(
       "strategy", po::value(&strategy)->default_value(strategy),
-      "request to rank: round_robin, least_tokens, min_expected_latency");
+      "request to rank: round_robin, least_tokens, min_expected_latency, cache_aware");
+  ds.add_to(d);
   margs.add_to(d);
   rargs.add_to(d);
   po::variables_map vm;
-  if (!parse_command_line(
-          argc, argv, d, vm,
-          "usage: mpirun -np N dpep offline [--model FILE.h5] --dataset random --num-prompts P "
-          "--random-input-len I --random-output-len O [options]"))
+  if (!parse_command_line(argc, argv, d, vm,
+                          "usage: mpirun -np N dpep offline [--model FILE.h5] [--dataset random|"
+                          "generated-shared-prefix|sharegpt] [dataset flags] [options]"))
     return 0;
   const BalanceStrategy strat = balance_strategy_from_name(strategy);
-  if (dataset != "random" && input_file.empty())
-    throw std::invalid_argument(
-        fmt::format("unknown --dataset '{}' (random, or give --input-file)", dataset));
+  if (input_file.empty()) ds.validate();
   if (!input_file.empty() && output_file.empty())
     throw std::invalid_argument("--input-file needs --output-file");
   if (output_order != "input" && output_order != "finish")
@@ -175,9 +164,9 @@ int run_offline(int argc, char** argv) {
                 writer->dropped_torn_line() ? " (a torn last line was dropped)" : "", reqs.size(),
                 input.lines.size());
         } else {
-          reqs = make_random_dataset(
-              ds, static_cast<int>(cfg.vocab_size),
-              {static_cast<int>(cfg.bos_token_id), static_cast<int>(cfg.eos_token_id)});
+          reqs = ds.make(static_cast<int>(cfg.vocab_size),
+                         {static_cast<int>(cfg.bos_token_id), static_cast<int>(cfg.eos_token_id)},
+                         rt.tokenizer.get());
           for (const auto& r : reqs) input.ids.push_back(r.external_id);
         }
         source = std::make_unique<BatchSource>(std::move(reqs));
@@ -261,6 +250,7 @@ int run_offline(int argc, char** argv) {
     j["active_params_per_token"] = costs.active_params_per_token;
     j["matmul_dtype"] = margs.matmul_dtype;
     j["simulate_perfect_eplb"] = margs.simulate_perfect_eplb;
+    if (input_file.empty()) ds.describe(j);
     j["output_throughput_per_rank"] = out_per_rank;
     for (auto& v : j["output_throughput_per_rank"]) v = v.get<double>() / duration;
     f << j.dump(2) << "\n";

@@ -43,7 +43,7 @@ void install_signal_handlers() {
 struct ServeArgs {
   std::string host = "127.0.0.1";
   int port = 8000;
-  std::string strategy = "least_tokens";
+  std::string strategy = "cache_aware";
   std::string api_key;
   int max_queued_requests = 0;
   std::string served_model_name;
@@ -57,7 +57,7 @@ struct ServeArgs {
         ("host", po::value(&host)->default_value(host), "address to listen on (rank 0)")
         ("port", po::value(&port)->default_value(port), "port to listen on (0: any free port)")
         ("strategy", po::value(&strategy)->default_value(strategy),
-         "request to rank: round_robin, least_tokens, min_expected_latency")
+         "request to rank: round_robin, least_tokens, min_expected_latency, cache_aware")
         ("api-key", po::value(&api_key), "require 'Authorization: Bearer KEY' on the API routes")
         ("max-queued-requests", po::value(&max_queued_requests)->default_value(max_queued_requests),
          "answer 429 while this many requests wait for their first token (0: no limit)")

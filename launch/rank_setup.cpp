@@ -141,6 +141,8 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
         ec.max_batch_size = rargs.max_batch_size;
         ec.max_prefill_tokens = rargs.max_prefill_tokens;
         ec.page_size = rargs.page_size;
+        ec.prefix_caching = !rargs.disable_prefix_caching;
+        ec.prefill_step_factor = rargs.prefill_step_factor;
         ec.kv_cache_tokens = plan.kv_tokens;  // what the memory plan checked
         rt.engine = std::make_unique<Engine>(*rt.model, *rt.ex, ec);
       },
@@ -157,12 +159,13 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
       rt.model->shard().placement(c.n_routed_experts).first_local(info.rank),
       rt.model->weight_bytes() / 1e6, rt.load_s);
   rt.log->info(
-      "KV cache: {} pages of {} tokens ({:.1f} MB)", rt.engine->blocks().num_pages(),
-      rargs.page_size,
+      "KV cache: {} pages of {} tokens ({:.1f} MB), prefix caching {}",
+      rt.engine->blocks().num_pages(), rargs.page_size,
       rt.engine->blocks().num_pages() * double(rargs.page_size) *
           KvCache::bytes_per_token(c.num_hidden_layers, rt.model->kv_width(),
                                    rt.model->kv_cache_bf16(), static_cast<int>(c.kv_lora_rank)) /
-          1e6);
+          1e6,
+      rargs.disable_prefix_caching ? "off" : "on");
   rt.watchdog->arm();
   return rt;
 }

@@ -33,6 +33,11 @@ void RunArgs::add_to(po::options_description& d) {
       po::value(&cache_max_entry_count)->default_value(cache_max_entry_count),
       "fraction of free memory given to the KV cache of each rank")(
       "page-size", po::value(&page_size)->default_value(page_size), "tokens per KV cache page")(
+      "disable-prefix-caching", po::bool_switch(&disable_prefix_caching),
+      "do not reuse the KV pages of earlier requests with the same prefix")(
+      "prefill-step-factor", po::value(&prefill_step_factor)->default_value(prefill_step_factor),
+      "while sequences decode, prefill per step is cut so a step lasts about this many decode "
+      "steps (chunked prefill by time; <= 1: off, only --max-prefill-tokens)")(
       "threads", po::value(&threads)->default_value(threads),
       "threads per rank (0: host cores / ranks on host)")(
       "log-dir", po::value(&log_dir)->default_value(log_dir), "directory of the per-rank logs")(
@@ -62,6 +67,8 @@ void RunArgs::validate() const {
   need(log_every >= 0, "--log-every must be >= 0");
   need(watchdog_timeout >= 0 && watchdog_timeout <= 86400,
        "--watchdog-timeout must be in [0, 86400] seconds (0: off)");
+  need(prefill_step_factor >= 0 && prefill_step_factor <= 1000,
+       "--prefill-step-factor must be in [0, 1000]");
 }
 
 bool parse_command_line(int argc, char** argv, const po::options_description& d,

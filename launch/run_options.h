@@ -22,6 +22,8 @@ struct RunArgs {
   long long kv_cache_tokens = 0;
   double cache_max_entry_count = 0.3;
   int page_size = 64;
+  bool disable_prefix_caching = false;
+  double prefill_step_factor = 0.0;
   int threads = 0;  // 0 = host cores / ranks on the host
   std::string log_dir = "./logs";
   std::string log_level = "info";

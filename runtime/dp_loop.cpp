@@ -24,7 +24,13 @@ std::string join_ints(const std::vector<int64_t>& v) {
 
 DpLoop::DpLoop(comm::ControlPlane& cp, Engine& engine, std::shared_ptr<spdlog::logger> log,
                DpLoopOptions opt)
-    : cp_(cp), engine_(engine), log_(std::move(log)), opt_(opt), ranks_(cp.size()) {
+    : cp_(cp),
+      engine_(engine),
+      log_(std::move(log)),
+      opt_(opt),
+      ranks_(cp.size()),
+      router_(cp.size(), engine.blocks().page_size(), engine.config().prefix_caching),
+      prefill_budget_(engine.config().prefill_step_factor, engine.config().max_prefill_tokens) {
   if (opt_.trace) engine_.stats().phases = opt_.trace;
 }
 
@@ -57,6 +63,14 @@ int DpLoop::pick_rank(const Request& r) {
       rr_next_ = (best + 1) % n;
       return best;
     }
+    case BalanceStrategy::CacheAware: {
+      const auto c = router_.pick(r.prompt, r.sampling.max_tokens, rr_next_);
+      router_.assign(r.id, r.prompt, c);
+      rr_next_ = (c.rank + 1) % n;
+      log_->debug("request {} -> rank {} ({} cached pages known there)", r.id, c.rank,
+                  c.matched_pages);
+      return c.rank;
+    }
   }
   (void)r;
   return 0;
@@ -80,7 +94,11 @@ std::vector<comm::Blob> DpLoop::assign(RequestSource& source) {
     if (it != owner_.end()) per_rank[it->second.first].aborts.push_back(id);
   }
   std::vector<comm::Blob> blobs(cp_.size());
-  for (int k = 0; k < cp_.size(); ++k) blobs[k] = wire::encode(per_rank[k]);
+  const int32_t budget = prefill_budget_.budget(decoding_);
+  for (int k = 0; k < cp_.size(); ++k) {
+    per_rank[k].prefill_budget = budget;
+    blobs[k] = wire::encode(per_rank[k]);
+  }
   return blobs;
 }
 
@@ -118,6 +136,7 @@ void DpLoop::run_impl(RequestSource* source) {
     const double t_scatter = now_seconds();
     {
       wire::Assignment work = wire::decode<wire::Assignment>(mine);
+      engine_.set_prefill_budget(work.prefill_budget);
       for (auto& r : work.requests) engine_.add(std::move(r));
       for (int64_t id : work.aborts) engine_.abort(id);
     }
@@ -163,14 +182,28 @@ void DpLoop::run_impl(RequestSource* source) {
     }
     // 4. Events and status back to rank 0.
     double tg0 = now_seconds();
-    wire::StepStatus status{rep.running, rep.waiting,   rep.kv_used_pages,    rep.kv_total_pages,
-                            rep.rows,    rep.forward_s, std::move(rep.events)};
+    wire::StepStatus status;
+    status.running = rep.running;
+    status.waiting = rep.waiting;
+    status.kv_used_pages = rep.kv_used_pages;
+    status.kv_total_pages = rep.kv_total_pages;
+    status.rows = rep.rows;
+    status.prefill_rows = rep.prefill_rows;
+    status.decode_rows = rep.decode_rows;
+    status.forward_s = rep.forward_s;
+    status.kv_cached_pages = rep.kv_cached_pages;
+    status.prefix_query_tokens = rep.prefix_query_tokens;
+    status.prefix_hit_tokens = rep.prefix_hit_tokens;
+    status.cache_events = std::move(rep.cache_events);
+    status.events = std::move(rep.events);
     auto all = cp_.gather_blobs(wire::encode(status));
     cp_.end_step();
     const double tg1 = now_seconds();
     totals_.comm_s += tg1 - tg0;
     if (trace) trace_step(step, rep, tc0, tg0, tg1);
     if (root) {
+      double step_s = 0;
+      int max_prefill = 0, decode_rows = 0, running = 0;
       for (int k = 0; k < cp_.size(); ++k) {
         wire::StepStatus got = wire::decode<wire::StepStatus>(all[k]);
         RankStatus& st = ranks_[k];
@@ -180,6 +213,14 @@ void DpLoop::run_impl(RequestSource* source) {
         st.kv_total_pages = got.kv_total_pages;
         st.rows = got.rows;
         st.forward_s = got.forward_s;
+        st.kv_cached_pages = got.kv_cached_pages;
+        st.prefix_query_tokens = got.prefix_query_tokens;
+        st.prefix_hit_tokens = got.prefix_hit_tokens;
+        max_prefill = std::max(max_prefill, static_cast<int>(got.prefill_rows));
+        decode_rows += got.decode_rows;
+        step_s = std::max(step_s, got.forward_s);
+        running += got.running;
+        router_.apply(k, got.cache_events);
         for (RequestEvent& e : got.events) {
           if (e.finish != FinishReason::None) {
             auto it = owner_.find(e.id);
@@ -188,10 +229,13 @@ void DpLoop::run_impl(RequestSource* source) {
               ranks_[it->second.first].outstanding_tokens -= it->second.second;
               owner_.erase(it);
             }
+            router_.finish(e.id);
           }
           source->on_event(e, k);
         }
       }
+      prefill_budget_.observe(step_s, max_prefill, decode_rows);
+      decoding_ = running > 0;
       source->on_step(ranks_);
     }
     log_step(rep, false);
@@ -199,9 +243,12 @@ void DpLoop::run_impl(RequestSource* source) {
   totals_.wall_s = now_seconds() - loop_start_s_;
   log_->info(
       "loop done: {} steps ({} busy), {} tokens computed, forward {:.3f} s, sampling {:.3f} s, "
-      "control plane {:.3f} s, idle wait {:.3f} s",
+      "control plane {:.3f} s, idle wait {:.3f} s; prefix cache: {} of {} admitted prompt tokens "
+      "hit, {} pages cached, {} evicted",
       totals_.steps, totals_.busy_steps, totals_.rows, totals_.forward_s, totals_.sample_s,
-      totals_.comm_s, totals_.idle_s);
+      totals_.comm_s, totals_.idle_s, engine_.prefix_stats().hit_tokens,
+      engine_.prefix_stats().query_tokens, engine_.blocks().num_cached(),
+      engine_.blocks().num_evictions());
   log_step(StepReport{}, true);
   log_run_summary(true);
   if (trace) trace->flush();
@@ -317,12 +364,12 @@ void DpLoop::log_step(const StepReport& rep, bool force) {
   log_->log(
       lvl,
       "{} steps to {}: tokens {} (this step {}: decode {}, prefill {}), running {}, waiting {}, "
-      "KV {}/{} pages | s: attention {:.4f}, router {:.4f}, dispatch {:.4f}, experts {:.4f}, "
-      "combine {:.4f}, shared {:.4f}, dense {:.4f}, head {:.4f}, sampling {:.4f}, idle {:.4f} | "
+      "KV {}/{} pages, prefix cache {} pages, hits {}/{} prompt tokens | s: attention {:.4f}, "
+      "router {:.4f}, dispatch {:.4f}, experts {:.4f}, combine {:.4f}, shared {:.4f}, dense {:.4f}, head {:.4f}, sampling {:.4f}, idle {:.4f} | "
       "expert load (local, pairs) {}",
       steps, totals_.busy_steps, totals_.rows - last_totals_.rows, rep.rows, rep.decode_rows,
       rep.prefill_rows, rep.running, rep.waiting, rep.kv_used_pages, rep.kv_total_pages,
-      s.attention_s - last_stats_.attention_s, moe.router_s - last.router_s,
+      rep.kv_cached_pages, rep.prefix_hit_tokens, rep.prefix_query_tokens, s.attention_s - last_stats_.attention_s, moe.router_s - last.router_s,
       moe.dispatch_s - last.dispatch_s, moe.experts_s - last.experts_s,
       moe.combine_s - last.combine_s, moe.shared_s - last.shared_s,
       s.dense_mlp_s - last_stats_.dense_mlp_s, s.head_s - last_stats_.head_s,

@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "comm/control_plane.h"
+#include "runtime/cache_router.h"
 #include "runtime/engine.h"
+#include "runtime/prefill_budget.h"
 #include "runtime/request_source.h"
 #include "runtime/run_summary.h"
 
@@ -21,7 +23,7 @@ namespace dpep {
 class TraceWriter;
 
 struct DpLoopOptions {
-  BalanceStrategy strategy = BalanceStrategy::LeastTokens;
+  BalanceStrategy strategy = BalanceStrategy::CacheAware;
   int log_every = 50;            // info-level step summary every N busy steps (debug: every step)
   TraceWriter* trace = nullptr;  // --trace-dir: steps, phases and waits, flushed every step
   std::string host;              // for the run summary
@@ -72,6 +74,9 @@ class DpLoop {
   std::vector<RankStatus> ranks_;
   std::map<int64_t, std::pair<int, int64_t>> owner_;  // request id -> (rank, tokens counted)
   int rr_next_ = 0;
+  CacheAwareRouter router_;  // --strategy cache_aware: every rank's prefix cache
+  PrefillBudget prefill_budget_;
+  bool decoding_ = false;  // some rank held running sequences after the last step
   // for periodic logs
   ForwardStats last_stats_;
   DpLoopTotals last_totals_;

@@ -34,7 +34,8 @@ Engine::Engine(const Model& model, comm::ExpertExchange& ex, const EngineConfig&
              model.kv_width(), model.kv_cache_bf16(),
              static_cast<int>(model.config().kv_lora_rank)),
       sched_(SchedulerConfig{cfg.max_batch_size, cfg.max_prefill_tokens,
-                             static_cast<int>(model.config().max_position_embeddings)},
+                             static_cast<int>(model.config().max_position_embeddings),
+                             cfg.prefix_caching},
              blocks_) {
   if (cfg.page_size % KvCacheView::kSlotBlock != 0)
     throw std::invalid_argument("the KV page size must be a multiple of 16");
@@ -129,6 +130,10 @@ StepReport Engine::step() {
   rep.waiting = sched_.num_waiting();
   rep.kv_total_pages = blocks_.num_pages();
   rep.kv_used_pages = blocks_.num_pages() - blocks_.num_free();
+  rep.kv_cached_pages = blocks_.num_cached();
+  rep.prefix_query_tokens = sched_.prefix_stats().query_tokens;
+  rep.prefix_hit_tokens = sched_.prefix_stats().hit_tokens;
+  rep.cache_events = blocks_.take_events();
   return rep;
 }
 

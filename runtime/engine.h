@@ -19,6 +19,8 @@ struct EngineConfig {
   int page_size = 64;
   long long kv_cache_tokens = 0;       // > 0: cache size in tokens
   double cache_max_entry_count = 0.5;  // else: this fraction of free memory
+  bool prefix_caching = true;          // automatic prefix caching of full latent pages
+  double prefill_step_factor = 0.0;    // > 1: while decoding, a prefill step ~ this x a decode step
 };
 
 struct StepReport {
@@ -28,6 +30,9 @@ struct StepReport {
   int prefill_rows = 0;
   int running = 0, waiting = 0;
   int kv_used_pages = 0, kv_total_pages = 0;
+  int kv_cached_pages = 0;                                 // committed to the prefix cache
+  int64_t prefix_query_tokens = 0, prefix_hit_tokens = 0;  // since the start
+  std::vector<CacheEvent> cache_events;                    // this step, in order
   double forward_s = 0, sample_s = 0, schedule_s = 0;
   double start_s = 0;  // steady clock at the start; schedule, forward, sampling follow back to back
 };
@@ -45,8 +50,11 @@ class Engine {
   StepReport step();
 
   const BlockManager& blocks() const { return blocks_; }
+  const EngineConfig& config() const { return cfg_; }
+  void set_prefill_budget(int tokens) { sched_.set_prefill_budget(tokens); }
   ForwardStats& stats() { return stats_; }
   int64_t preemptions() const { return sched_.num_preemptions(); }
+  const PrefixCacheStats& prefix_stats() const { return sched_.prefix_stats(); }
 
  private:
   const Model& model_;

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/prefix_hash.h"
+
 namespace dpep {
 
 struct SamplingParams {
@@ -47,6 +49,13 @@ struct Sequence {
   std::string error;
   std::vector<TokenLogprobs> logprobs;
   int num_preemptions = 0;
+  // Prefix cache: keys of the full pages of `tokens` (computed as needed), how many leading
+  // pages are committed, and the page standing for the last committed one (the next's parent).
+  std::vector<PageHash> page_hashes;
+  int num_committed_pages = 0;
+  int last_committed_page = -1;
+  uint32_t last_committed_gen = 0;
+  int num_cached_tokens = 0;  // prompt tokens found in the cache at the last admission
   int num_generated() const { return static_cast<int>(tokens.size()) - num_prompt; }
 };
 

@@ -20,13 +20,15 @@ struct RequestEvent {
   int num_prompt = 0;
 };
 
-enum class BalanceStrategy { RoundRobin, LeastTokens, MinExpectedLatency };
+enum class BalanceStrategy { RoundRobin, LeastTokens, MinExpectedLatency, CacheAware };
 BalanceStrategy balance_strategy_from_name(const std::string& s);  // throws on unknown
 
 // What rank 0 knows of every rank after each step.
 struct RankStatus {
   int running = 0, waiting = 0, kv_used_pages = 0, kv_total_pages = 0, rows = 0;
   double forward_s = 0;
+  int kv_cached_pages = 0;                                   // pages in the prefix cache
+  int64_t prefix_query_tokens = 0, prefix_hit_tokens = 0;    // admitted / found cached, cumulative
   int64_t outstanding_requests = 0, outstanding_tokens = 0;  // assigned and not finished
 };
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <unordered_set>
 
 namespace dpep {
 
@@ -41,6 +42,8 @@ std::vector<std::unique_ptr<Sequence>> Scheduler::take_rejected() {
 void Scheduler::preempt(Sequence* s) {
   blocks_.release(s->block_table);
   s->num_computed = 0;
+  s->num_committed_pages = 0;
+  s->last_committed_page = -1;
   s->status = SeqStatus::Waiting;
   s->num_preemptions++;
   preemptions_++;
@@ -51,7 +54,7 @@ void Scheduler::preempt(Sequence* s) {
 
 std::vector<ScheduledChunk> Scheduler::schedule() {
   std::vector<ScheduledChunk> out;
-  int budget = cfg_.max_prefill_tokens;
+  int budget = std::min(cfg_.max_prefill_tokens, prefill_budget_);
   // 1. Running sequences, oldest first; make room by preempting the newest.
   for (size_t i = 0; i < running_.size(); ++i) {
     Sequence* s = running_[i].get();
@@ -70,27 +73,58 @@ std::vector<ScheduledChunk> Scheduler::schedule() {
         {s, s->num_computed, n, s->num_computed + n == static_cast<int>(s->tokens.size())});
   }
   // 2. Admit waiting sequences while the batch, the budget and the pages allow.
-  while (!waiting_.empty() && static_cast<int>(running_.size()) < cfg_.max_batch_size &&
-         budget > 0) {
-    Sequence* s = waiting_.front().get();
-    const int remaining = static_cast<int>(s->tokens.size()) - s->num_computed;
-    const int n = std::min(remaining, budget);
+  const int ps = blocks_.page_size();
+  std::unordered_set<PageHash, PageHashHasher> in_flight;  // pages running sequences compute
+  auto mark_in_flight = [&](const Sequence* s) {
+    for (size_t i = s->num_computed / ps; i < s->page_hashes.size(); ++i)
+      in_flight.insert(s->page_hashes[i]);
+  };
+  if (cfg_.prefix_caching)
+    for (const auto& r : running_) mark_in_flight(r.get());
+  for (size_t wi = 0; wi < waiting_.size() &&
+                      static_cast<int>(running_.size()) < cfg_.max_batch_size && budget > 0;) {
+    Sequence* s = waiting_[wi].get();
+    const int total = static_cast<int>(s->tokens.size());
+    std::vector<int> hit;
+    if (cfg_.prefix_caching) {
+      extend_page_hashes(s->page_hashes, s->tokens, ps);
+      const int max_hit = (total - 1) / ps;
+      hit = blocks_.match(s->page_hashes, s->tokens, max_hit);
+      if (static_cast<int>(hit.size()) < max_hit && in_flight.count(s->page_hashes[hit.size()])) {
+        prefix_stats_.deferred++;
+        ++wi;  // its next page is being computed: take it from the cache next step
+        continue;
+      }
+    }
     // Admit only if the whole prompt fits now (avoids admitting what would be preempted at once).
-    if (!blocks_.can_grow(s->block_table, static_cast<int>(s->tokens.size()))) break;
+    const int need = blocks_.pages_for(total) - static_cast<int>(hit.size());
+    if (need > blocks_.num_free() - blocks_.num_unreferenced(hit)) break;
+    blocks_.acquire(s->block_table, hit);
+    s->num_computed = static_cast<int>(hit.size()) * ps;
+    s->num_committed_pages = static_cast<int>(hit.size());
+    s->last_committed_page = hit.empty() ? -1 : hit.back();
+    if (!hit.empty()) s->last_committed_gen = blocks_.ref_of(hit.back()).gen;
+    s->num_cached_tokens = s->num_computed;
+    prefix_stats_.query_tokens += total;
+    prefix_stats_.hit_tokens += s->num_computed;
+    const int n = std::min(total - s->num_computed, budget);
     blocks_.grow(s->block_table, s->num_computed + n);
     s->status = SeqStatus::Running;
-    running_.push_back(std::move(waiting_.front()));
-    waiting_.pop_front();
+    running_.push_back(std::move(waiting_[wi]));
+    waiting_.erase(waiting_.begin() + static_cast<long>(wi));
     budget -= n;
-    out.push_back(
-        {s, s->num_computed, n, s->num_computed + n == static_cast<int>(s->tokens.size())});
+    out.push_back({s, s->num_computed, n, s->num_computed + n == total});
+    if (cfg_.prefix_caching) mark_in_flight(s);
   }
   return out;
 }
 
 std::vector<std::unique_ptr<Sequence>> Scheduler::postprocess(
     const std::vector<ScheduledChunk>& chunks) {
-  for (const auto& c : chunks) c.seq->num_computed = c.start + c.len;
+  for (const auto& c : chunks) {
+    c.seq->num_computed = c.start + c.len;
+    if (cfg_.prefix_caching) commit_pages(c.seq);
+  }
   std::vector<std::unique_ptr<Sequence>> done;
   for (size_t i = 0; i < running_.size();) {
     if (running_[i]->status == SeqStatus::Finished) {
@@ -102,6 +136,25 @@ std::vector<std::unique_ptr<Sequence>> Scheduler::postprocess(
     }
   }
   return done;
+}
+
+void Scheduler::commit_pages(Sequence* s) {
+  const int ps = blocks_.page_size();
+  const int full = s->num_computed / ps;
+  if (s->num_committed_pages >= full) return;
+  extend_page_hashes(s->page_hashes, s->tokens, ps, full);
+  for (int i = s->num_committed_pages; i < full; ++i) {
+    const PageRef parent{s->last_committed_page, s->last_committed_gen};
+    const PageRef got =
+        blocks_.commit(s->block_table[i], s->page_hashes[i], s->tokens.data() + i * ps, parent);
+    if (got.page < 0) {  // key collision: commit nothing more of this sequence
+      s->num_committed_pages = static_cast<int>(s->tokens.size());
+      return;
+    }
+    s->last_committed_page = got.page;
+    s->last_committed_gen = got.gen;
+    s->num_committed_pages = i + 1;
+  }
 }
 
 std::unique_ptr<Sequence> Scheduler::abort(int64_t id) {

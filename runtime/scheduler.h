@@ -3,6 +3,10 @@
 // bounded by the token budget, new requests join at step boundaries while pages and the batch
 // size allow, and when a page runs out the newest running sequence is preempted (its pages
 // freed, recomputed later from its tokens).
+// With prefix caching, an admitted sequence starts after the longest cached run of its full
+// pages (at least its last token is computed, for the logits); a waiting sequence whose next
+// uncached page is being computed by a running one waits a step to reuse it (SGLang's in-batch
+// prefix deferral); computed full pages are committed to the cache every step.
 #pragma once
 #include <deque>
 #include <memory>
@@ -17,6 +21,12 @@ struct SchedulerConfig {
   int max_batch_size = 256;       // running sequences
   int max_prefill_tokens = 8192;  // tokens per step beyond the decode rows
   int max_model_len = 0;          // positions a sequence may reach (0 = no limit)
+  bool prefix_caching = true;     // reuse committed pages of equal prefixes
+};
+
+// Prefix-cache counters since the start (tokens of admitted sequences, tokens found cached).
+struct PrefixCacheStats {
+  int64_t query_tokens = 0, hit_tokens = 0, deferred = 0;
 };
 
 struct ScheduledChunk {
@@ -44,17 +54,23 @@ class Scheduler {
   int num_waiting() const { return static_cast<int>(waiting_.size()); }
   int num_running() const { return static_cast<int>(running_.size()); }
   int64_t num_preemptions() const { return preemptions_; }
+  const PrefixCacheStats& prefix_stats() const { return prefix_stats_; }
+  // Prefill tokens allowed from the next schedule() on (also capped by max_prefill_tokens).
+  void set_prefill_budget(int tokens) { prefill_budget_ = tokens; }
   // Sequences rejected by add(), to be reported once.
   std::vector<std::unique_ptr<Sequence>> take_rejected();
 
  private:
   void preempt(Sequence* s);
+  void commit_pages(Sequence* s);
   SchedulerConfig cfg_;
   BlockManager& blocks_;
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::vector<std::unique_ptr<Sequence>> running_;  // admission order
   std::vector<std::unique_ptr<Sequence>> rejected_;
   int64_t preemptions_ = 0;
+  PrefixCacheStats prefix_stats_;
+  int prefill_budget_ = 1 << 30;
 };
 
 }  // namespace dpep

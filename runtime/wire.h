@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/block_manager.h"
 #include "runtime/request.h"
 #include "runtime/request_source.h"
 
@@ -47,28 +48,40 @@ void fields(M& e, F&& f) {
   f(e.id), f(e.new_tokens), f(e.new_logprobs), f(e.finish), f(e.error), f(e.num_prompt);
 }
 
+template <typename M, typename F>
+  requires std::is_same_v<std::remove_const_t<M>, CacheEvent>
+void fields(M& e, F&& f) {
+  f(e.hash.lo), f(e.hash.hi), f(e.added);
+}
+
 // Rank 0 -> rank k at the start of a step.
 struct Assignment {
+  int32_t prefill_budget = 0;  // prefill tokens this step may take (0: --max-prefill-tokens)
   std::vector<Request> requests;
   std::vector<int64_t> aborts;  // request ids to cancel
 };
 template <typename M, typename F>
 requires std::is_same_v<std::remove_const_t<M>, Assignment>
 void fields(M& a, F&& f) {
-  f(a.requests), f(a.aborts);
+  f(a.prefill_budget), f(a.requests), f(a.aborts);
 }
 
 // Rank k -> rank 0 at the end of a step.
 struct StepStatus {
   int32_t running = 0, waiting = 0, kv_used_pages = 0, kv_total_pages = 0, rows = 0;
+  int32_t prefill_rows = 0, decode_rows = 0;
   double forward_s = 0;
+  int32_t kv_cached_pages = 0;                           // prefix cache: pages held for reuse
+  int64_t prefix_query_tokens = 0, prefix_hit_tokens = 0;  // totals so far
+  std::vector<CacheEvent> cache_events;  // pages cached / evicted this step (cache-aware routing)
   std::vector<RequestEvent> events;
 };
 template <typename M, typename F>
 requires std::is_same_v<std::remove_const_t<M>, StepStatus>
 void fields(M& s, F&& f) {
   f(s.running), f(s.waiting), f(s.kv_used_pages), f(s.kv_total_pages), f(s.rows);
-  f(s.forward_s), f(s.events);
+  f(s.prefill_rows), f(s.decode_rows), f(s.forward_s), f(s.kv_cached_pages);
+  f(s.prefix_query_tokens), f(s.prefix_hit_tokens), f(s.cache_events), f(s.events);
 }
 
 // Rank k -> rank 0 once, after the loop.

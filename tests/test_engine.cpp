@@ -29,7 +29,8 @@ Request make_req(int64_t id, int len, int max_tokens, int seed, const ModelConfi
 }
 
 // Runs the engine until idle; returns each request's output tokens and finish reason.
-std::map<int64_t, std::pair<std::vector<int>, FinishReason>> run_all(Engine& e, int max_steps = 100000) {
+std::map<int64_t, std::pair<std::vector<int>, FinishReason>> run_all(Engine& e,
+                                                                     int max_steps = 100000) {
   std::map<int64_t, std::pair<std::vector<int>, FinishReason>> out;
   for (int s = 0; s < max_steps && e.has_work(); ++s) {
     for (auto& ev : e.step().events) {
@@ -46,7 +47,8 @@ std::map<int64_t, std::pair<std::vector<int>, FinishReason>> run_all(Engine& e, 
 TEST(Engine, ContinuousBatchingEqualsEachRequestAlone) {
   Fixture f;
   std::vector<Request> reqs;
-  for (int i = 0; i < 12; ++i) reqs.push_back(make_req(i, 1 + (i * 7) % 23, 3 + (i * 5) % 11, 100 + i, f.c));
+  for (int i = 0; i < 12; ++i)
+    reqs.push_back(make_req(i, 1 + (i * 7) % 23, 3 + (i * 5) % 11, 100 + i, f.c));
   std::map<int64_t, std::vector<int>> alone;
   for (auto& r : reqs) {
     Engine e(f.model, f.ex, EngineConfig{1, 64, 16, 512});
@@ -61,7 +63,8 @@ TEST(Engine, ContinuousBatchingEqualsEachRequestAlone) {
   size_t next = 0;
   for (int step = 0; step < 10000 && (e.has_work() || next < reqs.size()); ++step) {
     if (next < reqs.size() && step % 3 == 0) e.add(reqs[next++]);
-    for (auto& ev : e.step().events) got[ev.id].insert(got[ev.id].end(), ev.new_tokens.begin(), ev.new_tokens.end());
+    for (auto& ev : e.step().events)
+      got[ev.id].insert(got[ev.id].end(), ev.new_tokens.begin(), ev.new_tokens.end());
   }
   EXPECT_EQ(got, alone);
   EXPECT_EQ(e.blocks().num_free(), e.blocks().num_pages());
@@ -155,7 +158,8 @@ TEST(Sampler, GreedyTopKTopPMinP) {
   p.top_k = 1;
   for (int s = 0; s < 20; ++s) EXPECT_EQ(sample_token(logits.data(), 5, p, s, s).token, 1);
   p.top_k = 0;
-  p.min_p = 0.5f;  // keeps ids whose prob >= 0.5 * max: 1, 3 (e^3) and 2 (e^2 / e^3 = 0.37 < 0.5: no)
+  p.min_p =
+      0.5f;  // keeps ids whose prob >= 0.5 * max: 1, 3 (e^3) and 2 (e^2 / e^3 = 0.37 < 0.5: no)
   for (int s = 0; s < 50; ++s) {
     int t = sample_token(logits.data(), 5, p, s, 0).token;
     EXPECT_TRUE(t == 1 || t == 3) << t;
@@ -182,4 +186,41 @@ TEST(Sampler, FrequenciesFollowTheDistribution) {
   int ones = 0;
   for (int s = 0; s < 4000; ++s) ones += sample_token(logits.data(), 2, p, 77, s).token;
   EXPECT_NEAR(ones / 4000.0, 0.75, 0.03);
+}
+
+TEST(Engine, PrefixCachingKeepsGreedyOutputs) {
+  Fixture f;
+  // Groups sharing a 40-token system prompt (2.5 pages of 16), plus a repeated prompt.
+  std::vector<Request> reqs;
+  for (int i = 0; i < 10; ++i) {
+    Request sys = make_req(0, 40, 1, 900 + i % 3, f.c);
+    Request q = make_req(i, 3 + i % 5, 6, 700 + i, f.c);
+    q.prompt.insert(q.prompt.begin(), sys.prompt.begin(), sys.prompt.end());
+    reqs.push_back(q);
+  }
+  reqs.push_back(reqs[4]);
+  reqs.back().id = 10;
+  auto run = [&](bool caching, int64_t* hits) {
+    EngineConfig cfg{4, 24, 16, 4096};
+    cfg.prefix_caching = caching;
+    Engine e(f.model, f.ex, cfg);
+    std::map<int64_t, std::vector<int>> got;
+    size_t next = 0;
+    for (int step = 0; step < 10000 && (e.has_work() || next < reqs.size()); ++step) {
+      if (next < reqs.size()) e.add(reqs[next++]);
+      if (next < reqs.size() && step % 2) e.add(reqs[next++]);
+      for (auto& ev : e.step().events)
+        got[ev.id].insert(got[ev.id].end(), ev.new_tokens.begin(), ev.new_tokens.end());
+    }
+    EXPECT_EQ(e.blocks().num_free(), e.blocks().num_pages());
+    *hits = e.prefix_stats().hit_tokens;
+    return got;
+  };
+  int64_t hits_on = 0, hits_off = 0;
+  const auto off = run(false, &hits_off);
+  const auto on = run(true, &hits_on);
+  EXPECT_EQ(on, off);
+  EXPECT_EQ(off.size(), reqs.size());
+  EXPECT_EQ(hits_off, 0);
+  EXPECT_GE(hits_on, 8 * 32);  // most requests reuse both full system-prompt pages
 }

@@ -47,6 +47,7 @@ void expect_same(const Request& a, const Request& b) {
 
 TEST(Wire, AssignmentRoundTrips) {
   wire::Assignment a;
+  a.prefill_budget = 777;
   a.requests = {sample_request(3), sample_request(99)};
   a.requests[1].sampling.ignore_eos = false;
   a.aborts = {5, -1, int64_t{1} << 50};
@@ -55,10 +56,15 @@ TEST(Wire, AssignmentRoundTrips) {
   expect_same(a.requests[0], b.requests[0]);
   expect_same(a.requests[1], b.requests[1]);
   EXPECT_EQ(a.aborts, b.aborts);
+  EXPECT_EQ(b.prefill_budget, 777);
 }
 
 TEST(Wire, StepStatusWithEventsAndLogprobsRoundTrips) {
-  wire::StepStatus s{3, 4, 17, 64, 250, 0.125, {}};
+  wire::StepStatus s;
+  s.running = 3, s.waiting = 4, s.kv_used_pages = 17, s.kv_total_pages = 64, s.rows = 250;
+  s.prefill_rows = 200, s.decode_rows = 50, s.forward_s = 0.125, s.kv_cached_pages = 9;
+  s.prefix_query_tokens = 1000, s.prefix_hit_tokens = 640;
+  s.cache_events = {{{1, 2}, true}, {{~0ull, 5}, false}};
   RequestEvent e;
   e.id = 42;
   e.new_tokens = {10, 11};
@@ -78,6 +84,16 @@ TEST(Wire, StepStatusWithEventsAndLogprobsRoundTrips) {
   EXPECT_EQ(t.kv_total_pages, 64);
   EXPECT_EQ(t.rows, 250);
   EXPECT_EQ(t.forward_s, 0.125);
+  EXPECT_EQ(t.prefill_rows, 200);
+  EXPECT_EQ(t.decode_rows, 50);
+  EXPECT_EQ(t.kv_cached_pages, 9);
+  EXPECT_EQ(t.prefix_query_tokens, 1000);
+  EXPECT_EQ(t.prefix_hit_tokens, 640);
+  ASSERT_EQ(t.cache_events.size(), 2u);
+  EXPECT_EQ(t.cache_events[1].hash.lo, ~0ull);
+  EXPECT_EQ(t.cache_events[1].hash.hi, 5u);
+  EXPECT_FALSE(t.cache_events[1].added);
+  EXPECT_TRUE(t.cache_events[0].added);
   ASSERT_EQ(t.events.size(), 2u);
   EXPECT_EQ(t.events[0].id, 42);
   EXPECT_EQ(t.events[0].new_tokens, e.new_tokens);

@@ -29,12 +29,14 @@ void Histogram::render(std::string& out, const std::string& name, const std::str
 }
 
 namespace {
-const std::vector<double> kLatencyBounds = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,  0.25, 0.5,
-                                            0.75,  1.0,   2.5,  5.0,  7.5,  10.0, 20.0, 40.0, 80.0};
+const std::vector<double> kLatencyBounds = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08,
+                                            0.1,   0.25,  0.5,  0.75, 1.0,  2.5,  5.0,
+                                            7.5,   10.0,  20.0, 40.0, 80.0};
 const std::vector<double> kStepBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                          0.075,  0.1,   0.25,   0.5,   1.0,  2.5};
 
-void gauge_header(std::string& out, const std::string& name, const std::string& help, const char* type) {
+void gauge_header(std::string& out, const std::string& name, const std::string& help,
+                  const char* type) {
   out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
 }  // namespace
@@ -85,12 +87,13 @@ void ServeMetrics::reset() {
 
 std::string ServeMetrics::render(const ServeGauges& g) const {
   std::string out;
-  gauge_header(out, "dpep:num_requests_running", "Requests with at least one generated token, not finished.",
-               "gauge");
+  gauge_header(out, "dpep:num_requests_running",
+               "Requests with at least one generated token, not finished.", "gauge");
   out += fmt::format("dpep:num_requests_running {}\n", g.running);
-  gauge_header(out, "dpep:num_requests_waiting",
-               "Requests accepted and waiting for their first token (proxy queue and ranks' queues).",
-               "gauge");
+  gauge_header(
+      out, "dpep:num_requests_waiting",
+      "Requests accepted and waiting for their first token (proxy queue and ranks' queues).",
+      "gauge");
   out += fmt::format("dpep:num_requests_waiting {}\n", g.queued);
   {
     std::lock_guard lk(mu_);
@@ -98,7 +101,8 @@ std::string ServeMetrics::render(const ServeGauges& g) const {
     out += fmt::format("dpep:prompt_tokens_total {}\n", prompt_tokens_);
     gauge_header(out, "dpep:generation_tokens_total", "Generated tokens.", "counter");
     out += fmt::format("dpep:generation_tokens_total {}\n", generation_tokens_);
-    gauge_header(out, "dpep:request_finished_total", "Finished requests by finish reason.", "counter");
+    gauge_header(out, "dpep:request_finished_total", "Finished requests by finish reason.",
+                 "counter");
     for (const char* r : {"length", "stop", "abort", "error"}) {
       auto it = finished_.find(r);
       out += fmt::format("dpep:request_finished_total{{finished_reason=\"{}\"}} {}\n", r,
@@ -107,16 +111,19 @@ std::string ServeMetrics::render(const ServeGauges& g) const {
     gauge_header(out, "dpep:http_responses_total", "HTTP responses by status code.", "counter");
     for (const auto& [code, n] : http_)
       out += fmt::format("dpep:http_responses_total{{code=\"{}\"}} {}\n", code, n);
-    ttft_.render(out, "dpep:time_to_first_token_seconds", "Time from arrival at rank 0 to the first token.");
+    ttft_.render(out, "dpep:time_to_first_token_seconds",
+                 "Time from arrival at rank 0 to the first token.");
     itl_.render(out, "dpep:inter_token_latency_seconds",
                 "Gap between consecutive token arrivals of a request.");
-    e2e_.render(out, "dpep:e2e_request_latency_seconds", "Arrival to last token of finished requests.");
+    e2e_.render(out, "dpep:e2e_request_latency_seconds",
+                "Arrival to last token of finished requests.");
     step_.render(out, "dpep:step_time_seconds", "Forward time of the slowest rank, per busy step.");
   }
   struct RankGauge {
     const char* name;
     const char* help;
     double (*get)(const RankStatus&);
+    const char* type = "gauge";
   };
   static const RankGauge kRank[] = {
       {"dpep:rank_num_requests_running", "Running sequences on the rank.",
@@ -133,9 +140,16 @@ std::string ServeMetrics::render(const ServeGauges& g) const {
        }},
       {"dpep:rank_last_step_seconds", "Forward time of the rank's last busy step.",
        [](const RankStatus& r) { return r.forward_s; }},
+      {"dpep:rank_kv_pages_cached", "KV cache pages holding a cached prefix (in use or not).",
+       [](const RankStatus& r) { return double(r.kv_cached_pages); }},
+      {"dpep:rank_prefix_cache_queries_total", "Prompt tokens of sequences admitted on the rank.",
+       [](const RankStatus& r) { return double(r.prefix_query_tokens); }, "counter"},
+      {"dpep:rank_prefix_cache_hits_total",
+       "Prompt tokens admitted on the rank whose KV pages were found in the prefix cache.",
+       [](const RankStatus& r) { return double(r.prefix_hit_tokens); }, "counter"},
   };
   for (const auto& m : kRank) {
-    gauge_header(out, m.name, m.help, "gauge");
+    gauge_header(out, m.name, m.help, m.type);
     for (size_t k = 0; k < g.ranks.size(); ++k)
       out += fmt::format("{}{{rank=\"{}\"}} {}\n", m.name, k, m.get(g.ranks[k]));
   }
