@@ -20,8 +20,20 @@ results = []
 def long_request():
     results.append(post({"prompt": [5, 6, 7], "max_tokens": 1900, "ignore_eos": True}))
 threads = [threading.Thread(target=long_request) for _ in range(4)]
+def in_server():
+    req = urllib.request.Request(BASE + "/metrics", headers=AUTH)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        vals = {l.split()[0]: float(l.split()[1]) for l in r.read().decode().splitlines()
+                if l.startswith(("dpep:num_requests_running ", "dpep:num_requests_waiting "))}
+    return sum(vals.values())
 for t in threads: t.start()
-time.sleep(0.15)
+# Signal only once all four are inside the server (no race with their arrival).
+for _ in range(1000):
+    if in_server() == 4:
+        break
+    time.sleep(0.01)
+else:
+    raise SystemExit("FAIL: the four requests did not all arrive")
 os.kill(PID, signal.SIGTERM)
 time.sleep(0.1)
 late = post({"prompt": [5, 6, 7], "max_tokens": 2})
