@@ -8,12 +8,12 @@
 #include <map>
 #include <set>
 
-#include "launch/serve/bench_report.h"
 #include "launch/command.h"
 #include "launch/dataset_random.h"
 #include "launch/progress.h"
 #include "launch/rank_setup.h"
 #include "launch/request_json.h"
+#include "launch/serve/bench_report.h"
 #include "model/flops.h"
 #include "runtime/batch_source.h"
 
@@ -171,8 +171,9 @@ int run_offline(int argc, char** argv) {
     j["num_ranks"] = rt.id.size;
     j["model_flops"] = flops;
     j["active_params_per_token"] = costs.active_params_per_token;
-    j["matmul_dtype"] = margs.matmul_dtype;
+    j["matmul_dtype"] = rt.model->matmul_dtype() == MatmulDType::BF16 ? "bf16" : "fp32";
     j["simulate_perfect_eplb"] = margs.simulate_perfect_eplb;
+    j["weight_bytes_per_token"] = rt.model->weight_bytes_per_token();
     j["output_throughput_per_rank"] = out_per_rank;
     for (auto& v : j["output_throughput_per_rank"]) v = v.get<double>() / duration;
     f << j.dump(2) << "\n";

@@ -73,21 +73,23 @@ void pack_mla_bf16(const ModelConfig& c, MlaWeights& w) {
             nope = static_cast<int>(c.qk_nope_head_dim);
   const int vd = static_cast<int>(c.v_head_dim), kvl = static_cast<int>(c.kv_lora_rank);
   const float scale = static_cast<float>(c.softmax_scale());
-  const float* kvb = w.kv_b_proj.data();
+  std::vector<float> buf;
   for (int h = 0; h < nh; ++h) {
-    // kv_b rows h*(nope+v) + d: d < nope is W_uk[h][d, :], the rest W_uv[h][d - nope, :].
+    // kv_b rows h*(nope+v) + d: d < nope is W_uk[h][d, :], the rest W_uv[h][d - nope, :]
+    // (dequantised one head at a time when kv_b is bf16 or FP8).
+    const float* kvb = w.kv_b_proj.rows_f32(h * (nope + vd), nope + vd, buf);
     std::vector<float> uk(static_cast<size_t>(kvl) * nope), uv(static_cast<size_t>(vd) * kvl);
     for (int d = 0; d < nope; ++d)
       for (int j = 0; j < kvl; ++j)
-        uk[static_cast<size_t>(j) * nope + d] =
-            scale * kvb[(static_cast<size_t>(h) * (nope + vd) + d) * kvl + j];
-    std::copy(kvb + (static_cast<size_t>(h) * (nope + vd) + nope) * kvl,
-              kvb + (static_cast<size_t>(h) * (nope + vd) + nope + vd) * kvl, uv.begin());
+        uk[static_cast<size_t>(j) * nope + d] = scale * kvb[static_cast<size_t>(d) * kvl + j];
+    std::copy(kvb + static_cast<size_t>(nope) * kvl, kvb + static_cast<size_t>(nope + vd) * kvl,
+              uv.begin());
     w.w_uk_scaled.emplace_back(std::move(uk), kvl, nope);
     w.w_uv.emplace_back(std::move(uv), vd, kvl);
     w.w_uk_scaled.back().to_bf16();
     w.w_uv.back().to_bf16();
   }
+  w.kv_b_proj = Linear();  // the bf16 mode reads only the per-head copies
   for (Linear* l : {&w.q_a_proj, &w.q_b_proj, &w.q_proj, &w.kv_a_proj_with_mqa, &w.o_proj})
     l->to_bf16();
 }
@@ -141,15 +143,17 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
   // q_nope[t,h,nope] x W_uk[h][nope, kv_lora] -> q_lat[t,h,kv_lora]
   const float scale = static_cast<float>(c.softmax_scale());
   std::vector<float> qc(static_cast<size_t>(T) * nh * W);
-  const float* kvb = w.kv_b_proj.data();
   const bool packed = !w.w_uv.empty();
+  // Float32 mode: kv_b rows of one head at a time (dequantised when kv_b is bf16 or FP8).
+  std::vector<float> kvb_buf;
   for (int h = 0; h < nh; ++h) {
-    if (packed)
+    if (packed) {
       w.w_uk_scaled[h].forward(&q[h * qd], T, &qc[h * W], nh * qd, nh * W);
-    else
+    } else {
+      const float* kvb = w.kv_b_proj.rows_f32(h * (nope + vd), nope, kvb_buf);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, kvl, nope, scale, &q[h * qd],
-                  nh * qd, kvb + static_cast<size_t>(h) * (nope + vd) * kvl, kvl, 0.0f, &qc[h * W],
-                  nh * W);
+                  nh * qd, kvb, kvl, 0.0f, &qc[h * W], nh * W);
+    }
   }
   for (int t = 0; t < T; ++t)
     for (int h = 0; h < nh; ++h) {
@@ -204,12 +208,13 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
   // out_lat[t,h,kv_lora] x W_uv[h][v, kv_lora]^T -> attn[t,h,v]
   std::vector<float> attn(static_cast<size_t>(T) * nh * vd);
   for (int h = 0; h < nh; ++h) {
-    if (packed)
+    if (packed) {
       w.w_uv[h].forward(&out_lat[h * kvl], T, &attn[h * vd], nh * kvl, nh * vd);
-    else
+    } else {
+      const float* kvb = w.kv_b_proj.rows_f32(h * (nope + vd) + nope, vd, kvb_buf);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, vd, kvl, 1.0f, &out_lat[h * kvl],
-                  nh * kvl, kvb + (static_cast<size_t>(h) * (nope + vd) + nope) * kvl, kvl, 0.0f,
-                  &attn[h * vd], nh * vd);
+                  nh * kvl, kvb, kvl, 0.0f, &attn[h * vd], nh * vd);
+    }
   }
   w.o_proj.forward(attn.data(), T, out);
   (void)H;

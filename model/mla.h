@@ -20,13 +20,14 @@ struct MlaWeights {
   std::vector<float> kv_a_layernorm;  // [kv_lora]
   Linear kv_b_proj;                   // [heads*(nope+v), kv_lora]: rows h*(nope+v)+d, d<nope = W_uk
   Linear o_proj;                      // [H, heads*v]
-  // bf16 mode only: kv_b split per head for the absorbed products, packed for oneDNN.
+  // bf16 mode only: kv_b split per head for the absorbed products, packed for packed_gemm
+  // (kv_b_proj itself is then released).
   std::vector<Linear> w_uk_scaled;  // [heads] of [kv_lora, nope] = softmax_scale * W_uk[h]^T
   std::vector<Linear> w_uv;         // [heads] of [v, kv_lora]
 };
 
-// Builds w_uk_scaled and w_uv from kv_b_proj (float32) and packs them, and every projection, as
-// bf16.
+// Builds w_uk_scaled and w_uv from kv_b_proj (any stored dtype, one head at a time) and packs
+// them, and every projection, for the bf16 kernel.
 void pack_mla_bf16(const ModelConfig& c, MlaWeights& w);
 
 // x: [T, H] (already input-normed). out: [T, H]. Writes this batch's latents into `kv` first.
