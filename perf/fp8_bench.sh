@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # FP8 weights against bf16 weights (issue 12 item 7), in one run on one machine:
+#   0. perf/bench_packed_gemm: the kernel alone, one thread, bf16 and FP8 weights of 4096 x 7168
+#      (larger than the caches): weight read rate at decode sizes against a plain read;
 #   1. the `bench` preset made with init-model --dtype fp8 and --dtype bf16 (same seed);
 #   2. one-sequence decode (np 1, 2 threads, 256 in / 128 out, default --matmul-dtype auto),
 #      runs alternated fp8, bf16, fp8, bf16 and the best of each kept; the weight bytes per token
@@ -13,9 +15,11 @@ cd "$(dirname "$0")/.."
 W=${DPEP_BENCH_DIR:-/tmp/dpep-fp8}; mkdir -p "$W"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 MPIRUN=(mpirun --oversubscribe --bind-to none --mca mpi_yield_when_idle 1)
-cmake --build build -j2 --target dpep >/dev/null
+cmake --build build -j2 --target dpep bench_packed_gemm >/dev/null
 DPEP=build/dpep
-echo "machine: $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(nproc) cores, $(date -u)"
+echo "machine: $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(nproc) cores, $(date -u)," \
+     "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+OMP_NUM_THREADS=1 build/perf/bench_packed_gemm
 for dt in fp8 bf16; do
   [[ -f $W/bench-$dt.h5 ]] || $DPEP init-model --preset bench --seed 1 --dtype $dt --out "$W/bench-$dt.h5" --quiet
 done

@@ -32,7 +32,9 @@ std::vector<GemmIsa> isas() {
 
 struct Weight {
   PackedWeight packed;
-  std::vector<float> ref;  // [n, k]: the bf16 values the kernel multiplies, widened
+  std::vector<float> ref;  // [n, k]: the bf16 values the AMX kernel multiplies, widened
+  std::vector<float> q;    // fp8 only: the e4m3 values, unscaled [n, k]
+  std::vector<float> s;    // fp8 only: block scales
 };
 
 Weight make_weight(bool fp8, int n, int k, uint32_t seed) {
@@ -44,6 +46,8 @@ Weight make_weight(bool fp8, int n, int k, uint32_t seed) {
     std::vector<float> s(fp8_blocks(n) * fp8_blocks(k));
     fp8_block_quantize(w.data(), n, k, q.data(), s.data());
     out.packed = PackedWeight::from_fp8(q.data(), s.data(), n, k);
+    for (uint8_t c : q) out.q.push_back(fp8_e4m3_to_f32(c));
+    out.s = s;
     std::vector<uint16_t> b(w.size());
     fp8_block_dequant_bf16(q.data(), s.data(), n, k, b.data());
     for (size_t i = 0; i < w.size(); ++i) out.ref[i] = bf16_to_f32(b[i]);
@@ -55,14 +59,20 @@ Weight make_weight(bool fp8, int n, int k, uint32_t seed) {
 }
 
 // Reference in double over the bf16-rounded inputs; tolerance from the magnitude of the terms.
+// FP8 on AVX512-BF16: bf16(x * block scale) times the exact e4m3 value.
 void expect_close(const std::vector<float>& x, int M, int K, const Weight& w, int N,
-                  const std::vector<float>& y, int ldy, const std::string& what) {
+                  const std::vector<float>& y, int ldy, const std::string& what, GemmIsa isa) {
+  const bool scaled_x = !w.q.empty() && isa == GemmIsa::Avx512Bf16;
   for (int m = 0; m < M; ++m)
     for (int j = 0; j < N; ++j) {
       double s = 0, mag = 0;
       for (int c = 0; c < K; ++c) {
-        const double t = static_cast<double>(bf16_to_f32(f32_to_bf16(x[m * K + c]))) *
-                         w.ref[static_cast<size_t>(j) * K + c];
+        const size_t e = static_cast<size_t>(j) * K + c;
+        const double t =
+            scaled_x ? static_cast<double>(bf16_to_f32(
+                           f32_to_bf16(x[m * K + c] * w.s[(j / 128) * fp8_blocks(K) + c / 128]))) *
+                           w.q[e]
+                     : static_cast<double>(bf16_to_f32(f32_to_bf16(x[m * K + c]))) * w.ref[e];
         s += t;
         mag += std::fabs(t);
       }
@@ -105,6 +115,21 @@ TEST(PackedGemm, Fp8TileConversionMatchesScalarForEveryCode) {
   }
 }
 
+TEST(PackedGemm, Fp8CodesExactInBf16) {
+  if (gemm_isa() == GemmIsa::None) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  for (int base = 0; base < 256; base += 32) {
+    uint8_t q[32];
+    uint16_t v[32];
+    for (int i = 0; i < 32; ++i) q[i] = static_cast<uint8_t>(base + i);
+    gemm_detail::fp8x32_to_bf16_exact_avx512(q, v);
+    for (int i = 0; i < 32; ++i) {
+      if ((q[i] & 0x7f) == 0x7f) continue;  // NaN codes are not weights
+      ASSERT_EQ(v[i], f32_to_bf16(fp8_e4m3_to_f32(q[i]))) << "code " << int(q[i]);
+      ASSERT_EQ(bf16_to_f32(v[i]), fp8_e4m3_to_f32(q[i])) << "code " << int(q[i]);  // exact
+    }
+  }
+}
+
 TEST(PackedGemm, MatchesScalarReference) {
   const std::vector<std::pair<int, int>> shapes = {{16, 32},   {1, 1},     {33, 45}, {130, 200},
                                                    {256, 384}, {300, 129}, {40, 257}};
@@ -125,7 +150,8 @@ TEST(PackedGemm, MatchesScalarReference) {
           expect_close(x, M, K, w, N, y, ldy,
                        std::string(gemm_isa_name(isa)) + (fp8 ? " fp8" : " bf16") +
                            " M=" + std::to_string(M) + " N=" + std::to_string(N) +
-                           " K=" + std::to_string(K));
+                           " K=" + std::to_string(K),
+                       isa);
           // Padding columns of y are not written.
           for (int m = 0; m < M; ++m)
             for (int j = N; j < ldy; ++j) ASSERT_EQ(y[static_cast<size_t>(m) * ldy + j], -7.0f);

@@ -1,7 +1,10 @@
 // y[M, N] = bf16(x[M, K]) W^T with float32 accumulation, on AMX tiles (or AVX512-BF16 where the
 // CPU has no AMX). W is prepacked once, at load time, into 16x32 tiles: either bf16, or FP8 e4m3
-// with its 128x128 block scales (W8A16: each tile is turned into bf16 with its scale applied,
-// a cache-sized slab at a time, inside the kernel).
+// with its 128x128 block scales (W8A16), turned into bf16 inside the kernel a tile or a
+// cache-sized slab at a time, never whole:
+// - AVX512-BF16: the e4m3 codes are exact in bf16; the block scale multiplies x, rounded to bf16
+//   after the multiplication: y = sum over blocks of bf16(x * scale) . q;
+// - AMX: each tile is bf16(q * scale) and x is bf16(x).
 //
 // Deterministic by construction: threads split output columns (N) only, the K reduction of
 // every output element runs over the same tiles in the same order whatever M and the thread

@@ -198,104 +198,185 @@ void gemm_amx(const float* x, int M, int ldx, const PackedWeight& w, float* y, i
 
 namespace {
 
-// Rows [r0, r0 + R) of one 16-row weight tile column (KT tiles at a, bf16) times MR rows of x
-// (bf16, zero padded to whole tiles, row stride xs): each output element is one 16-lane
-// accumulator over the k tiles in order, reduced at the end; the same sequence whatever R, MR.
-template <int R, int MR>
-inline void dot_block(const uint16_t* a, int r0, int KT, const uint16_t* xb, size_t xs, float* y,
-                      int ldy, int ni) {
-  __m512 acc[R][MR];
-  for (int i = 0; i < R; ++i)
-    for (int m = 0; m < MR; ++m) acc[i][m] = _mm512_setzero_ps();
-  for (int kt = 0; kt < KT; ++kt) {
-    __m512bh xv[MR];
-    for (int m = 0; m < MR; ++m) xv[m] = (__m512bh)_mm512_loadu_si512(xb + m * xs + kt * 32);
-    const uint16_t* t = a + static_cast<size_t>(kt) * kTileElems + r0 * 32;
-    for (int i = 0; i < R; ++i) {
-      const __m512bh av = (__m512bh)_mm512_loadu_si512(t + i * 32);
-      for (int m = 0; m < MR; ++m) acc[i][m] = _mm512_dpbf16_ps(acc[i][m], av, xv[m]);
-    }
-  }
-  for (int m = 0; m < MR; ++m)
-    for (int i = 0; i < R && r0 + i < ni; ++i)
-      y[static_cast<size_t>(m) * ldy + r0 + i] = _mm512_reduce_add_ps(acc[i][m]);
+// 32 e4m3 codes -> their exact values as bf16 (every e4m3 value is a bf16 value): normals by
+// re-biasing the exponent (7 -> 127), the 7 subnormals m * 2^-9 from a table.
+inline __m512i fp8x32_to_bf16_exact(__m256i q) {
+  const __m512i v = _mm512_cvtepu8_epi16(q);
+  const __m512i mag = _mm512_and_si512(v, _mm512_set1_epi16(0x7f));
+  const __m512i normal = _mm512_add_epi16(_mm512_slli_epi16(mag, 4), _mm512_set1_epi16(120 << 7));
+  // bf16 of m * 2^-9 for m = 0..7 (m * 2^-9 = 1.f * 2^e exactly), indexed by the code.
+  alignas(64) static const uint16_t kSub[32] = {0,      0x3b00, 0x3b80, 0x3bc0,
+                                                0x3c00, 0x3c20, 0x3c40, 0x3c60};
+  const __m512i sub = _mm512_load_si512(kSub);
+  const __m512i bits = _mm512_mask_permutexvar_epi16(
+      normal, _mm512_cmplt_epu16_mask(mag, _mm512_set1_epi16(8)), mag, sub);
+  return _mm512_ternarylogic_epi32(bits, _mm512_slli_epi16(v, 8),
+                                   _mm512_set1_epi16(int16_t(0x8000)),
+                                   0xf8);  // bits | (sign & mask)
 }
 
-// One row of x against one fp8 tile column, converting each tile in registers (decode).
-inline void dot_fp8_row(const PackedWeight& w, int nt, const uint16_t* xb, float* y, int ni) {
-  const int KT = w.k_tiles();
-  __m512 acc[16];
-  for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
-  const uint8_t* q = w.tiles() + static_cast<size_t>(nt) * KT * kTileElems;
-  for (int kt = 0; kt < KT; ++kt, q += kTileElems) {
-    const __m512bh xv = (__m512bh)_mm512_loadu_si512(xb + kt * 32);
-    const __m512 s = _mm512_set1_ps(w.scale(nt, kt));
-    for (int i = 0; i < 16; ++i) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i * 32));
-      const __m512 lo = fp8x16_to_f32(_mm256_castsi256_si128(v), s);
-      const __m512 hi = fp8x16_to_f32(_mm256_extracti128_si256(v, 1), s);
-      acc[i] = _mm512_dpbf16_ps(acc[i], _mm512_cvtne2ps_pbh(hi, lo), xv);
+// Accumulators of R weight rows x MR rows of x over k tiles [kt0, kt1): each output element
+// is one 16-lane float32 vector updated tile after tile in k order and reduced at the very end,
+// whatever R, MR and the chunking (chunks store and reload the vectors exactly).
+template <int R, int MR>
+inline void dot_chunk(const uint16_t* a, int kt0, int kt1, const uint16_t* xb, size_t xs,
+                      __m512* acc) {
+  __m512 c[R][MR];
+  for (int i = 0; i < R; ++i)
+    for (int m = 0; m < MR; ++m) c[i][m] = acc[i * MR + m];
+  for (int kt = kt0; kt < kt1; ++kt) {
+    __m512bh xv[MR];
+    for (int m = 0; m < MR; ++m) xv[m] = (__m512bh)_mm512_loadu_si512(xb + m * xs + kt * 32);
+    const uint16_t* t = a + static_cast<size_t>(kt) * kTileElems;
+    for (int i = 0; i < R; ++i) {
+      const __m512bh av = (__m512bh)_mm512_loadu_si512(t + i * 32);
+      for (int m = 0; m < MR; ++m) c[i][m] = _mm512_dpbf16_ps(c[i][m], av, xv[m]);
     }
   }
-  for (int i = 0; i < ni; ++i) y[i] = _mm512_reduce_add_ps(acc[i]);
+  for (int i = 0; i < R; ++i)
+    for (int m = 0; m < MR; ++m) acc[i * MR + m] = c[i][m];
+}
+
+// One row of x (bf16, scaled per block for fp8) against one fp8 tile column, each tile
+// converted in registers (decode: nothing is written back to memory).
+inline void dot_fp8_row(const uint8_t* q, int KT, const uint16_t* xb, __m512* acc) {
+  __m512 c[16];
+  for (int i = 0; i < 16; ++i) c[i] = _mm512_setzero_ps();
+  for (int kt = 0; kt < KT; ++kt, q += kTileElems) {
+    const __m512bh xv = (__m512bh)_mm512_loadu_si512(xb + kt * 32);
+    for (int i = 0; i < 16; ++i) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i * 32));
+      c[i] = _mm512_dpbf16_ps(c[i], (__m512bh)fp8x32_to_bf16_exact(v), xv);
+    }
+  }
+  for (int i = 0; i < 16; ++i) acc[i] = c[i];
+}
+
+// x rows [M, K] -> bf16 [M, KT * 32] (zero padded), times scale[kt / 4] when scale is given.
+void round_x(const float* x, int M, int ldx, int K, int KT, const float* scale, uint16_t* out) {
+  const size_t xs = static_cast<size_t>(KT) * 32;
+  for (int m = 0; m < M; ++m) {
+    const float* xr = x + static_cast<size_t>(m) * ldx;
+    uint16_t* o = out + m * xs;
+    for (int kt = 0; kt < KT; ++kt) {
+      const int c0 = kt * 32, nc = std::min(32, K - c0);
+      const __mmask16 m0 = nc >= 16 ? 0xffff : static_cast<__mmask16>((1u << nc) - 1);
+      const __mmask16 m1 = nc >= 32   ? 0xffff
+                           : nc <= 16 ? 0
+                                      : static_cast<__mmask16>((1u << (nc - 16)) - 1);
+      __m512 lo = _mm512_maskz_loadu_ps(m0, xr + c0), hi = _mm512_maskz_loadu_ps(m1, xr + c0 + 16);
+      if (scale) {
+        const __m512 s = _mm512_set1_ps(scale[kt / 4]);
+        lo = _mm512_mul_ps(lo, s);
+        hi = _mm512_mul_ps(hi, s);
+      }
+      _mm512_storeu_si512(o + c0, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+  }
 }
 
 }  // namespace
 
+void fp8x32_to_bf16_exact_avx512(const uint8_t* src, uint16_t* dst) {
+  _mm512_storeu_si512(
+      dst, fp8x32_to_bf16_exact(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src))));
+}
+
+// FP8 on this path: the e4m3 codes are exact in bf16 and the block scale goes with x instead
+// (x rounded to bf16 after the multiplication, per 128x128 block): one scale per block of 128
+// output rows and 128 k, so x is scaled once per 128 output rows.
 void gemm_avx512bf16(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy) {
   const int KT = w.k_tiles(), NT = w.n_tiles(), N = w.n(), K = w.k();
   const bool fp8 = w.dtype() == DType::F8E4M3;
-  // x rows as bf16, zero padded to whole k tiles (read by every thread: a pointer, not the
-  // thread_local itself).
-  thread_local std::vector<uint16_t> xb_storage;
   const size_t xs = static_cast<size_t>(KT) * 32;
-  xb_storage.assign(static_cast<size_t>(M) * xs, 0);
-  uint16_t* xb = xb_storage.data();
-  for (int m = 0; m < M; ++m) {
-    const float* xr = x + static_cast<size_t>(m) * ldx;
-    uint16_t* o = xb + m * xs;
-    int c = 0;
-    for (; c + 32 <= K; c += 32)
-      _mm512_storeu_si512(o + c, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(xr + c + 16),
-                                                              _mm512_loadu_ps(xr + c)));
-    for (; c < K; ++c) o[c] = f32_to_bf16(xr[c]);
+  const int KB = (KT + 3) / 4;  // 128-wide k blocks
+  // bf16 weights: x rounded once here and shared by every thread (a pointer: thread_local
+  // storage is per thread).
+  thread_local std::vector<uint16_t> xb_storage;
+  if (!fp8) {
+    xb_storage.resize(static_cast<size_t>(M) * xs);
+    round_x(x, M, ldx, K, KT, nullptr, xb_storage.data());
   }
+  const uint16_t* xb_shared = xb_storage.data();
   // Up to this many rows of x, fp8 tiles are converted in registers at each use; above, a
   // tile column is converted once into a buffer and reused by every row.
   constexpr int kFusedRows = 2;
+  constexpr int kChunk = 16;  // k tiles per chunk when several rows of x share a tile column
   const bool parallel = static_cast<size_t>(NT) * KT * kTileElems >= kParallelMinElems;
 #pragma omp parallel if (parallel)
   {
-    thread_local std::vector<uint16_t> conv;
+    thread_local std::vector<uint16_t> conv, xscaled;
+    thread_local std::vector<__m512> accs;
+    int scaled_rb = -1;
+    std::vector<float> sc(KB);
+    accs.resize(static_cast<size_t>(16) * M);
     if (fp8 && M > kFusedRows) conv.resize(static_cast<size_t>(KT) * kTileElems);
+    if (fp8) xscaled.resize(static_cast<size_t>(M) * xs);
 #pragma omp for schedule(static)
     for (int nt = 0; nt < NT; ++nt) {
       if (nt * 16 >= N) continue;
       const int ni = std::min(16, N - nt * 16);
-      float* yc = y + nt * 16;
-      if (fp8 && M <= kFusedRows) {
-        for (int m = 0; m < M; ++m)
-          dot_fp8_row(w, nt, xb + m * xs, yc + static_cast<size_t>(m) * ldy, ni);
-        continue;
-      }
+      const uint16_t* xb = xb_shared;
       const uint16_t* a =
           reinterpret_cast<const uint16_t*>(w.tiles()) + static_cast<size_t>(nt) * KT * kTileElems;
       if (fp8) {
+        const int rb = nt / 8;  // 128 output rows = 8 tiles share their scales
+        if (rb != scaled_rb) {
+          for (int kb = 0; kb < KB; ++kb) sc[kb] = w.scale(nt, kb * 4);
+          round_x(x, M, ldx, K, KT, sc.data(), xscaled.data());
+          scaled_rb = rb;
+        }
+        xb = xscaled.data();
+      }
+      __m512* acc = accs.data();  // [16 rows][M]
+      const uint8_t* q = w.tiles() + static_cast<size_t>(nt) * KT * kTileElems;
+      if (fp8 && M <= kFusedRows) {
+        for (int m = 0; m < M; ++m) {
+          dot_fp8_row(q, KT, xb + m * xs, acc);
+          for (int i = 0; i < ni; ++i)
+            y[static_cast<size_t>(m) * ldy + nt * 16 + i] = _mm512_reduce_add_ps(acc[i]);
+        }
+        continue;
+      }
+      if (fp8) {
         for (int kt = 0; kt < KT; ++kt)
-          fp8_tile_to_bf16_avx512(w.tiles() + (static_cast<size_t>(nt) * KT + kt) * kTileElems,
-                                  w.scale(nt, kt),
-                                  conv.data() + static_cast<size_t>(kt) * kTileElems);
+          for (int i = 0; i < 16; ++i)
+            _mm512_storeu_si512(
+                conv.data() + static_cast<size_t>(kt) * kTileElems + i * 32,
+                fp8x32_to_bf16_exact(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(
+                    q + static_cast<size_t>(kt) * kTileElems + i * 32))));
         a = conv.data();
       }
-      int m = 0;
-      for (; m + 3 <= M; m += 3)
-        for (int r0 = 0; r0 < 16; r0 += 8)
-          dot_block<8, 3>(a, r0, KT, xb + m * xs, xs, yc + static_cast<size_t>(m) * ldy, ldy, ni);
-      if (M - m == 2)
-        for (int r0 = 0; r0 < 16; r0 += 8)
-          dot_block<8, 2>(a, r0, KT, xb + m * xs, xs, yc + static_cast<size_t>(m) * ldy, ldy, ni);
-      else if (M - m == 1)
-        dot_block<16, 1>(a, 0, KT, xb + m * xs, xs, yc + static_cast<size_t>(m) * ldy, ldy, ni);
+      if (M == 1) {
+        dot_chunk<16, 1>(a, 0, KT, xb, xs, (std::fill_n(acc, 16, _mm512_setzero_ps()), acc));
+      } else {
+        std::fill_n(acc, static_cast<size_t>(16) * M, _mm512_setzero_ps());
+        // acc layout for row group g (8 rows) and x rows [m, m + MR): acc + (g * M + m) * 8.
+        for (int k0 = 0; k0 < KT; k0 += kChunk) {
+          const int k1 = std::min(KT, k0 + kChunk);
+          for (int g = 0; g < 2; ++g) {
+            const uint16_t* ag = a + g * 8 * 32;
+            int m = 0;
+            for (; m + 3 <= M; m += 3)
+              dot_chunk<8, 3>(ag, k0, k1, xb + m * xs, xs,
+                              acc + (static_cast<size_t>(g) * M + m) * 8);
+            if (M - m == 2)
+              dot_chunk<8, 2>(ag, k0, k1, xb + m * xs, xs,
+                              acc + (static_cast<size_t>(g) * M + m) * 8);
+            else if (M - m == 1)
+              dot_chunk<8, 1>(ag, k0, k1, xb + m * xs, xs,
+                              acc + (static_cast<size_t>(g) * M + m) * 8);
+          }
+        }
+      }
+      for (int m = 0; m < M; ++m)
+        for (int i = 0; i < ni; ++i) {
+          // Row i of the tile, x row m: where dot_chunk left its vector.
+          const __m512 v = M == 1 ? acc[i]
+                                  : acc[(static_cast<size_t>(i / 8) * M + (m / 3) * 3) * 8 +
+                                        (i % 8) * std::min(3, M - (m / 3) * 3) + m % 3];
+          y[static_cast<size_t>(m) * ldy + nt * 16 + i] = _mm512_reduce_add_ps(v);
+        }
     }
   }
 }

@@ -11,6 +11,9 @@ namespace dpep::gemm_detail {
 // nearest even: the same values as f32_to_bf16(fp8_e4m3_to_f32(q) * scale).
 void fp8_tile_to_bf16_avx512(const uint8_t* src, float scale, uint16_t* dst);
 
+// 32 e4m3 codes -> their exact bf16 values (no scale): what the AVX512-BF16 kernel multiplies.
+void fp8x32_to_bf16_exact_avx512(const uint8_t* src, uint16_t* dst);
+
 // Asks Linux for the AMX tile state once; false if the kernel refuses.
 bool request_amx_permission();
 
