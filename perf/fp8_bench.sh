@@ -9,7 +9,7 @@
 #   3. with OFFLINE=1: offline at np 2, 512 prompts 256/256, fp8 against bf16 (goal >= 0.9x);
 #   4. with RSS=1: peak RSS of loading a V3-width FP8 model (init-model --preset v3, 3 layers,
 #      16 experts) at np 1 and np 2, against the FP8 bytes of each rank's share.
-# Usage: [OFFLINE=1] [RSS=1] perf/fp8_bench.sh     (work dir: $DPEP_BENCH_DIR or /tmp/dpep-fp8)
+# Usage: [OFFLINE=1] [RSS=1] [DECODE=0] perf/fp8_bench.sh     (work dir: $DPEP_BENCH_DIR or /tmp/dpep-fp8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${DPEP_BENCH_DIR:-/tmp/dpep-fp8}; mkdir -p "$W"
@@ -19,7 +19,7 @@ cmake --build build -j2 --target dpep bench_packed_gemm >/dev/null
 DPEP=build/dpep
 echo "machine: $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(nproc) cores, $(date -u)," \
      "load average $(cut -d' ' -f1-3 /proc/loadavg)"
-OMP_NUM_THREADS=1 build/perf/bench_packed_gemm
+[[ ${DECODE:-1} == 1 ]] && OMP_NUM_THREADS=1 build/perf/bench_packed_gemm
 for dt in fp8 bf16; do
   [[ -f $W/bench-$dt.h5 ]] || $DPEP init-model --preset bench --seed 1 --dtype $dt --out "$W/bench-$dt.h5" --quiet
 done
@@ -29,6 +29,7 @@ decode() {  # dtype round
     --random-range-ratio 1 --threads 2 --kv-cache-tokens 4096 --log-dir "$W/logs-decode" \
     --result-file "$W/decode-$1-$2.json" >/dev/null 2>&1
 }
+if [[ ${DECODE:-1} == 1 ]]; then
 for round in 1 2; do decode fp8 $round; decode bf16 $round; done
 python3 - "$W" <<'PY'
 import json, sys
@@ -46,6 +47,7 @@ speed = best["fp8"] / best["bf16"]
 print(f"weight bytes per token bf16/fp8 = {ratio:.2f}; decode speedup fp8/bf16 = {speed:.2f}x "
       f"= {speed / ratio:.2f} of the ratio (goal >= 0.85)")
 PY
+fi
 
 if [[ ${OFFLINE:-0} == 1 ]]; then
   for dt in fp8 bf16; do

@@ -100,19 +100,30 @@ PackedWeight PackedWeight::from_f32(const float* w, int n, int k) {
   return p;
 }
 
+// Raw elements copied a tile row (32 columns) at a time.
+template <typename T>
+static void copy_tiles(T* dst, const T* src, int n, int k, int k_tiles) {
+  for (int r = 0; r < n; ++r) {
+    const int nt = r / kTileRows, i = r % kTileRows;
+    for (int kt = 0; kt < k_tiles; ++kt) {
+      const int c0 = kt * kTileCols;
+      std::memcpy(dst + (static_cast<size_t>(nt) * k_tiles + kt) * kTileElems + i * kTileCols,
+                  src + static_cast<size_t>(r) * k + c0, sizeof(T) * std::min(kTileCols, k - c0));
+    }
+  }
+}
+
 PackedWeight PackedWeight::from_bf16(const uint16_t* w, int n, int k) {
   PackedWeight p;
   p.allocate(DType::BF16, n, k);
-  pack_tiles(reinterpret_cast<uint16_t*>(p.data_.get()), n, k, p.k_tiles_,
-             [&](int r, int c) { return w[static_cast<size_t>(r) * k + c]; });
+  copy_tiles(reinterpret_cast<uint16_t*>(p.data_.get()), w, n, k, p.k_tiles_);
   return p;
 }
 
 PackedWeight PackedWeight::from_fp8(const uint8_t* q, const float* scale_inv, int n, int k) {
   PackedWeight p;
   p.allocate(DType::F8E4M3, n, k);
-  pack_tiles(p.data_.get(), n, k, p.k_tiles_,
-             [&](int r, int c) { return q[static_cast<size_t>(r) * k + c]; });
+  copy_tiles(p.data_.get(), q, n, k, p.k_tiles_);
   p.scale_inv_.assign(scale_inv, scale_inv + fp8_blocks(n) * fp8_blocks(k));
   return p;
 }
