@@ -6,7 +6,7 @@
 #   2. one-sequence decode (np 1, 2 threads, 256 in / 128 out, default --matmul-dtype auto),
 #      runs alternated fp8, bf16, fp8, bf16 and the best of each kept; the weight bytes per token
 #      each model reads (as held in memory), their ratio and the goal (speedup >= 0.85 x ratio);
-#   3. with OFFLINE=1: offline at np 2, 512 prompts 256/256, fp8 against bf16 (goal >= 0.9x);
+#   3. with OFFLINE=1: offline at np 2, P (512) prompts 256/256, fp8 against bf16 (goal >= 0.9x);
 #   4. with RSS=1: peak RSS of loading a V3-width FP8 model (init-model --preset v3, 3 layers,
 #      16 experts) at np 1 and np 2, against the FP8 bytes of each rank's share.
 # Usage: [OFFLINE=1] [RSS=1] [DECODE=0] perf/fp8_bench.sh     (work dir: $DPEP_BENCH_DIR or /tmp/dpep-fp8)
@@ -50,17 +50,18 @@ PY
 fi
 
 if [[ ${OFFLINE:-0} == 1 ]]; then
+  P=${P:-512}
   for dt in fp8 bf16; do
-    "${MPIRUN[@]}" -np 2 $DPEP offline --model "$W/bench-$dt.h5" --num-prompts 512 --random-input-len 256 \
+    "${MPIRUN[@]}" -np 2 $DPEP offline --model "$W/bench-$dt.h5" --num-prompts $P --random-input-len 256 \
       --random-output-len 256 --random-range-ratio 1 --max-batch-size 256 --kv-cache-tokens 135000 \
       --log-dir "$W/logs-offline-$dt" --result-file "$W/offline-$dt.json" >/dev/null 2>&1
   done
-  python3 - "$W" <<'PY'
+  python3 - "$W" "$P" <<'PY'
 import json, sys
 w = sys.argv[1]
 r = {dt: json.load(open(f"{w}/offline-{dt}.json")) for dt in ("fp8", "bf16")}
 for dt in r:
-    print(f"offline np 2, 512 x 256/256, {dt}: {r[dt]['output_throughput']:.1f} output tok/s")
+    print(f"offline np 2, {sys.argv[2]} x 256/256, {dt}: {r[dt]['output_throughput']:.1f} output tok/s")
 print(f"offline fp8/bf16 = {r['fp8']['output_throughput'] / r['bf16']['output_throughput']:.2f} (goal >= 0.9)")
 PY
 fi
