@@ -161,7 +161,8 @@ TEST(PackedGemm, MatchesScalarReference) {
 
 // A row's result is bitwise the same whatever the other rows, the row count and the threads.
 TEST(PackedGemm, RowResultIndependentOfRowCountAndThreads) {
-  const int N = 200, K = 300, Mmax = 100;
+  // Large enough (> 2^20 weight elements) for the kernels to split columns over threads.
+  const int N = 1100, K = 1000, Mmax = 100;
   for (GemmIsa isa : isas())
     for (bool fp8 : {false, true}) {
       Weight w = make_weight(fp8, N, K, 3);

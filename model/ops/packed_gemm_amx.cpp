@@ -23,9 +23,9 @@ constexpr int kTileElems = 512;
 // fp8 weights with at most two 16-row blocks of x are converted this many k tiles at a time
 // (2 x 8 KB of bf16: stays in L1 between conversion and use).
 constexpr int kFp8ChunkTiles = 8;
-// Below this many weight elements a call runs on the calling thread (an OpenMP region costs
-// more than the product).
-constexpr size_t kParallelMinElems = size_t(1) << 16;
+// Below this many weight elements (2 MB of bf16) a call runs on the calling thread: waking a
+// second thread costs more than it saves on such a read, and far more on a busy machine.
+constexpr size_t kParallelMinElems = size_t(1) << 20;
 
 struct alignas(64) TileConfig {
   uint8_t palette_id = 1;
