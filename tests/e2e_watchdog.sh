@@ -9,7 +9,7 @@ DPEP=$1
 W=$(mktemp -d)
 MPIRUN=(mpirun --oversubscribe --allow-run-as-root --mca mpi_yield_when_idle 1 --mca btl self,vader,tcp)
 export OMP_NUM_THREADS=1
-TIMEOUT=6
+TIMEOUT=10  # the check: a stopped rank ends the job within 40 s
 JOB=""
 cleanup() {  # SIGKILL reaches stopped processes too
   if [ -n "$JOB" ]; then
