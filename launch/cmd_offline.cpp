@@ -248,9 +248,10 @@ int run_offline(int argc, char** argv) {
     j["num_ranks"] = rt.id.size;
     j["model_flops"] = flops;
     j["active_params_per_token"] = costs.active_params_per_token;
-    j["matmul_dtype"] = margs.matmul_dtype;
+    j["matmul_dtype"] = rt.model->matmul_dtype() == MatmulDType::BF16 ? "bf16" : "fp32";
     j["simulate_perfect_eplb"] = margs.simulate_perfect_eplb;
     if (input_file.empty()) ds.describe(j);
+    j["weight_bytes_per_token"] = rt.model->weight_bytes_per_token();
     j["output_throughput_per_rank"] = out_per_rank;
     for (auto& v : j["output_throughput_per_rank"]) v = v.get<double>() / duration;
     f << j.dump(2) << "\n";

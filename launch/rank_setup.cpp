@@ -123,11 +123,7 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
         ExpertShard shard{info.rank, info.size};
         ModelOptions mopt;
         mopt.simulate_perfect_eplb = margs.simulate_perfect_eplb;
-        if (margs.matmul_dtype == "bf16")
-          mopt.matmul_dtype = MatmulDType::BF16;
-        else if (margs.matmul_dtype != "fp32")
-          throw std::invalid_argument(
-              fmt::format("unknown --matmul-dtype '{}' (fp32, bf16)", margs.matmul_dtype));
+        mopt.matmul_dtype = resolve_matmul_dtype(margs.matmul_dtype);
         rt.model = std::make_unique<Model>(c, load_model_weights(file, shard), shard, mopt);
         rt.tokenizer_json = file.read_text("tokenizer/tokenizer.json").value_or("");
         rt.tokenizer_config_json = file.read_text("tokenizer/tokenizer_config.json").value_or("");
@@ -158,6 +154,9 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
       rt.model->shard().placement(c.n_routed_experts).experts_per_rank(),
       rt.model->shard().placement(c.n_routed_experts).first_local(info.rank),
       rt.model->weight_bytes() / 1e6, rt.load_s);
+  rt.log->info("matmul: {} (--matmul-dtype {}; bf16 kernel: {})",
+               rt.model->matmul_dtype() == MatmulDType::BF16 ? "bf16" : "fp32", margs.matmul_dtype,
+               gemm_isa_name(gemm_isa()));
   rt.log->info(
       "KV cache: {} pages of {} tokens ({:.1f} MB), prefix caching {}",
       rt.engine->blocks().num_pages(), rargs.page_size,

@@ -19,7 +19,9 @@ void ModelArgs::add_to(po::options_description& d) {
       "simulate-perfect-eplb", po::bool_switch(&simulate_perfect_eplb),
       "replace the router's expert choice by a perfectly balanced one (lmdeploy recipe)")(
       "matmul-dtype", po::value(&matmul_dtype)->default_value(matmul_dtype),
-      "fp32: float32 GEMMs, matches transformers; bf16: bf16 GEMMs on AMX/AVX512-BF16 (fast)");
+      "auto: bf16 where the CPU has AVX512-BF16 or AMX, else fp32; bf16: activations rounded to "
+      "bf16, float32 accumulation, weights kept as stored (FP8, bf16); fp32: float32 GEMMs, "
+      "exact against transformers");
 }
 
 void RunArgs::add_to(po::options_description& d) {
@@ -69,6 +71,13 @@ void RunArgs::validate() const {
        "--watchdog-timeout must be in [0, 86400] seconds (0: off)");
   need(prefill_step_factor >= 0 && prefill_step_factor <= 1000,
        "--prefill-step-factor must be in [0, 1000]");
+}
+
+MatmulDType resolve_matmul_dtype(const std::string& flag) {
+  if (flag == "fp32") return MatmulDType::F32;
+  if (flag == "bf16") return MatmulDType::BF16;
+  if (flag == "auto") return gemm_isa() != GemmIsa::None ? MatmulDType::BF16 : MatmulDType::F32;
+  throw std::invalid_argument(fmt::format("unknown --matmul-dtype '{}' (auto, bf16, fp32)", flag));
 }
 
 bool parse_command_line(int argc, char** argv, const po::options_description& d,

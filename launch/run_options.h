@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "model/linear.h"
+
 namespace dpep {
 
 struct ModelArgs {
@@ -12,7 +14,7 @@ struct ModelArgs {
   std::string preset = "small";  // used when no --model is given
   uint64_t preset_seed = 0;
   bool simulate_perfect_eplb = false;
-  std::string matmul_dtype = "fp32";  // fp32 (exact) or bf16 (fast)
+  std::string matmul_dtype = "auto";  // auto, bf16 (fast) or fp32 (exact)
   void add_to(boost::program_options::options_description& d);
 };
 
@@ -35,6 +37,10 @@ struct RunArgs {
   void add_to(boost::program_options::options_description& d);
   void validate() const;  // throws std::invalid_argument naming the flag
 };
+
+// --matmul-dtype: "fp32" -> F32, "bf16" -> BF16 (the model then checks the CPU), "auto" -> BF16
+// where the CPU has AVX512-BF16 or AMX, else F32. Anything else: std::invalid_argument.
+MatmulDType resolve_matmul_dtype(const std::string& flag);
 
 // Parses argv (argv[0] = subcommand) into `vm`; prints help and returns false on --help.
 // `hidden` options are accepted but left out of the help.

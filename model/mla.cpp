@@ -127,7 +127,10 @@ void pack_mla_bf16(const ModelConfig& c, MlaWeights& w) {
             nope = static_cast<int>(c.qk_nope_head_dim);
   const int vd = static_cast<int>(c.v_head_dim), kvl = static_cast<int>(c.kv_lora_rank);
   const float scale = static_cast<float>(c.softmax_scale());
-  const float* kvb = w.kv_b_proj.data();
+  // kv_b as exact float32 for the packing (dequantised when stored bf16 or FP8); freed after,
+  // since the bf16 mode reads only the per-head copies.
+  std::vector<float> buf;
+  const float* kvb = w.kv_b_proj.rows_f32(0, w.kv_b_proj.out(), buf);
   // kv_b rows h*(nope+v) + d: d < nope is W_uk[h][d, :], the rest W_uv[h][d - nope, :].
   w.uk_absorb = pack_head_proj(nh, nope, kvl, [&](int h, int i, int o) {
     return scale * kvb[(static_cast<size_t>(h) * (nope + vd) + i) * kvl + o];
@@ -135,6 +138,7 @@ void pack_mla_bf16(const ModelConfig& c, MlaWeights& w) {
   w.uv_absorb = pack_head_proj(nh, kvl, vd, [&](int h, int i, int o) {
     return kvb[(static_cast<size_t>(h) * (nope + vd) + nope + o) * kvl + i];
   });
+  w.kv_b_proj = Linear();
   for (Linear* l : {&w.q_a_proj, &w.q_b_proj, &w.q_proj, &w.kv_a_proj_with_mqa, &w.o_proj})
     l->to_bf16();
 }
@@ -193,12 +197,14 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
   const float scale = static_cast<float>(c.softmax_scale());
   std::vector<float>& qc = buf.qc;
   qc.resize(static_cast<size_t>(T) * nh * W);
-  const float* kvb = w.kv_b_proj.data();
   const bool packed = !w.uv_absorb.empty();
+  // Float32 mode: kv_b rows of one head at a time (dequantised when stored bf16 or FP8).
+  thread_local std::vector<float> kvb_buf;
   if (packed) head_proj_bf16(w.uk_absorb, q.data(), T, nh * qd, qd, qc.data(), nh * W, W);
   for (int h = 0; h < nh && !packed; ++h) {
+    const float* kvb_h = w.kv_b_proj.rows_f32(h * (nope + vd), nope, kvb_buf);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, kvl, nope, scale, &q[h * qd], nh * qd,
-                kvb + static_cast<size_t>(h) * (nope + vd) * kvl, kvl, 0.0f, &qc[h * W], nh * W);
+                kvb_h, kvl, 0.0f, &qc[h * W], nh * W);
   }
   for (int t = 0; t < T; ++t)
     for (int h = 0; h < nh; ++h) {
@@ -219,9 +225,9 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
   if (packed)
     head_proj_bf16(w.uv_absorb, out_lat.data(), T, nh * kvl, kvl, attn.data(), nh * vd, vd);
   for (int h = 0; h < nh && !packed; ++h) {
+    const float* uv_h = w.kv_b_proj.rows_f32(h * (nope + vd) + nope, vd, kvb_buf);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, vd, kvl, 1.0f, &out_lat[h * kvl],
-                nh * kvl, kvb + (static_cast<size_t>(h) * (nope + vd) + nope) * kvl, kvl, 0.0f,
-                &attn[h * vd], nh * vd);
+                nh * kvl, uv_h, kvl, 0.0f, &attn[h * vd], nh * vd);
   }
   w.o_proj.forward(attn.data(), T, out);
   (void)H;

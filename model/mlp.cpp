@@ -8,10 +8,8 @@ namespace dpep {
 
 MlpWeights make_mlp(const float* gate, const float* up, const float* down, int inter, int hidden) {
   const size_t n = static_cast<size_t>(inter) * hidden;
-  std::vector<float> gu(2 * n);
-  std::copy(gate, gate + n, gu.begin());
-  std::copy(up, up + n, gu.begin() + n);
-  return MlpWeights{Linear(std::move(gu), 2 * inter, hidden),
+  return MlpWeights{Linear(std::vector<float>(gate, gate + n), inter, hidden),
+                    Linear(std::vector<float>(up, up + n), inter, hidden),
                     Linear(std::vector<float>(down, down + n), hidden, inter)};
 }
 
@@ -20,7 +18,8 @@ void mlp_forward(const MlpWeights& w, const float* x, int T, float* out,
   if (T == 0) return;
   const int I = w.inter();
   scratch.resize(static_cast<size_t>(T) * 2 * I);
-  w.gate_up.forward(x, T, scratch.data());  // [T, 2I]: gate | up per row
+  w.gate.forward(x, T, scratch.data(), -1, 2 * I);  // [T, 2I]: gate | up per row
+  w.up.forward(x, T, scratch.data() + I, -1, 2 * I);
   for (int t = 0; t < T; ++t) {
     float* row = scratch.data() + static_cast<size_t>(t) * 2 * I;
     silu_mul(row, row + I, I);  // row[:I] = silu(gate) * up

@@ -1,5 +1,6 @@
-// SwiGLU MLP: down(silu(gate(x)) * up(x)), with gate and up fused into one [2I, H] matrix.
-// Used for the dense layers, the shared experts and each routed expert.
+// SwiGLU MLP: down(silu(gate(x)) * up(x)). Used for the dense layers, the shared experts and
+// each routed expert. gate and up stay two matrices (FP8 block scales of [I, H] matrices do not
+// concatenate when I is not a multiple of 128); both write one [T, 2I] buffer.
 #pragma once
 #include <vector>
 
@@ -8,12 +9,19 @@
 namespace dpep {
 
 struct MlpWeights {
-  Linear gate_up;  // [2I, H]: rows [0, I) gate, [I, 2I) up
-  Linear down;     // [H, I]
+  Linear gate;  // [I, H]
+  Linear up;    // [I, H]
+  Linear down;  // [H, I]
   int inter() const { return down.in(); }
+  size_t bytes() const { return gate.bytes() + up.bytes() + down.bytes(); }
+  void to_bf16() {
+    gate.to_bf16();
+    up.to_bf16();
+    down.to_bf16();
+  }
 };
 
-// Fuses gate [I, H] and up [I, H] (row-major) into MlpWeights.
+// MlpWeights from float32 gate [I, H], up [I, H] and down [H, I] (row-major).
 MlpWeights make_mlp(const float* gate, const float* up, const float* down, int inter, int hidden);
 
 // out[T, H] = MLP(x[T, H]); scratch is resized as needed.

@@ -6,9 +6,10 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "model/io/fp8_block.h"
+#include "model/io/weights_file.h"
 #include "model/ops/attention_kernel.h"
 #include "model/ops/ops.h"
-#include "model/io/weights_file.h"
 #include "comm/clock.h"
 
 namespace dpep {
@@ -31,18 +32,55 @@ void report_moe_phases(PhaseSink& sink, int layer, double begin, const MoeTimes&
   }
 }
 
+// A weight matrix (or one stacked item) kept in its stored dtype: the raw bytes are packed into
+// tiles and freed, so loading holds at most one extra copy of one tensor.
+Linear to_linear(RawTensor raw, int64_t out, int64_t in, const std::string& where) {
+  const int o = static_cast<int>(out), i = static_cast<int>(in);
+  switch (raw.dtype) {
+    case DType::F32: {
+      std::vector<float> w(static_cast<size_t>(out) * in);
+      std::memcpy(w.data(), raw.data.data(), w.size() * sizeof(float));
+      return Linear(std::move(w), o, i);
+    }
+    case DType::BF16:
+      return Linear(
+          PackedWeight::from_bf16(reinterpret_cast<const uint16_t*>(raw.data.data()), o, i));
+    case DType::F8E4M3:
+      if (raw.scale_inv.size() != static_cast<size_t>(fp8_blocks(out) * fp8_blocks(in)))
+        throw std::runtime_error(where + ": f8e4m3 block scales of the wrong size");
+      return Linear(PackedWeight::from_fp8(raw.data.data(), raw.scale_inv.data(), o, i));
+  }
+  throw std::logic_error("unknown dtype");
+}
+
 Linear read_linear(const WeightsReader& f, const std::string& name, int64_t out, int64_t in) {
-  return Linear(f.read_f32(name, {out, in}), static_cast<int>(out), static_cast<int>(in));
+  return to_linear(f.read_raw(name, {out, in}), out, in, f.path() + ": " + name);
+}
+
+Linear read_item_linear(const WeightsReader& f, const std::string& name, int64_t item, int64_t out,
+                        int64_t in) {
+  return to_linear(f.read_items_raw(name, item, 1, {out, in}), out, in,
+                   fmt::format("{}: {} item {}", f.path(), name, item));
 }
 
 MlpWeights read_mlp(const WeightsReader& f, const std::string& prefix, int64_t inter, int64_t H) {
-  auto g = f.read_f32(prefix + "gate_proj", {inter, H});
-  auto u = f.read_f32(prefix + "up_proj", {inter, H});
-  auto d = f.read_f32(prefix + "down_proj", {H, inter});
-  return make_mlp(g.data(), u.data(), d.data(), static_cast<int>(inter), static_cast<int>(H));
+  return MlpWeights{read_linear(f, prefix + "gate_proj", inter, H),
+                    read_linear(f, prefix + "up_proj", inter, H),
+                    read_linear(f, prefix + "down_proj", H, inter)};
 }
 
 }  // namespace
+
+Embedding Embedding::from_f32(const std::vector<float>& v, int rows, int cols) {
+  if (v.size() != static_cast<size_t>(rows) * cols)
+    throw std::invalid_argument("Embedding: size mismatch");
+  Embedding e;
+  e.rows = rows;
+  e.cols = cols;
+  e.data.resize(v.size() * sizeof(float));
+  std::memcpy(e.data.data(), v.data(), e.data.size());
+  return e;
+}
 
 ModelWeights load_model_weights(const WeightsReader& f, const ExpertShard& shard) {
   const ModelConfig& c = f.config();
@@ -52,7 +90,15 @@ ModelWeights load_model_weights(const WeightsReader& f, const ExpertShard& shard
         "{} ranks do not divide the {} routed experts of {}: use a rank count that divides it",
         shard.num_ranks, c.n_routed_experts, f.path()));
   ModelWeights w;
-  w.embed_tokens = f.read_f32("embed_tokens", {V, H});
+  {
+    RawTensor e = f.read_raw("embed_tokens", {V, H});
+    if (e.dtype == DType::F8E4M3)
+      throw std::runtime_error(f.path() + ": dataset 'embed_tokens' is f8e4m3 (f32 or bf16 only)");
+    w.embed_tokens.dtype = e.dtype;
+    w.embed_tokens.rows = static_cast<int>(V);
+    w.embed_tokens.cols = static_cast<int>(H);
+    w.embed_tokens.data = std::move(e.data);
+  }
   w.norm = f.read_f32("norm", {H});
   w.lm_head = read_linear(f, "lm_head", V, H);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
@@ -88,17 +134,15 @@ ModelWeights load_model_weights(const WeightsReader& f, const ExpertShard& shard
       else if (c.topk_method == TopkMethod::NoauxTc)
         throw std::runtime_error(fmt::format("{}: dataset '{}' is missing (noaux_tc needs it)",
                                              f.path(), p + "moe/e_score_correction_bias"));
-      // Only this rank's experts are read (hyperslab of the stacked [E, ...] datasets).
-      auto g = f.read_items_f32(p + "moe/experts/gate_proj", first, per, {I, H});
-      auto u = f.read_items_f32(p + "moe/experts/up_proj", first, per, {I, H});
-      auto d = f.read_items_f32(p + "moe/experts/down_proj", first, per, {H, I});
+      // Only this rank's experts are read, one at a time (hyperslab of the stacked [E, ...]
+      // datasets, one expert per chunk).
       L.moe.placement = placement;
       L.moe.first_local = static_cast<int>(first);
-      for (int64_t e = 0; e < per; ++e) {
-        const size_t off = static_cast<size_t>(e) * I * H;
-        L.moe.local.push_back(
-            make_mlp(&g[off], &u[off], &d[off], static_cast<int>(I), static_cast<int>(H)));
-      }
+      const std::string ex = p + "moe/experts/";
+      for (int64_t e = first; e < first + per; ++e)
+        L.moe.local.push_back(MlpWeights{read_item_linear(f, ex + "gate_proj", e, I, H),
+                                         read_item_linear(f, ex + "up_proj", e, I, H),
+                                         read_item_linear(f, ex + "down_proj", e, H, I)});
       if (c.n_shared_experts > 0) {
         L.moe.has_shared = true;
         L.moe.shared = read_mlp(f, p + "moe/shared/", I * c.n_shared_experts, H);
@@ -113,19 +157,16 @@ Model::Model(ModelConfig config, ModelWeights weights, ExpertShard shard, ModelO
     : config_(std::move(config)), w_(std::move(weights)), shard_(shard), opt_(opt), rope_(config_) {
   config_.validate();
   if (opt_.matmul_dtype == MatmulDType::BF16) {
-    if (!Bf16Matmul::supported())
+    if (gemm_isa() == GemmIsa::None)
       throw std::runtime_error(
-          "--matmul-dtype bf16 needs a CPU with AVX512-BF16 or AMX (oneDNN found neither)");
-    auto pack_mlp = [](MlpWeights& m) {
-      m.gate_up.to_bf16();
-      m.down.to_bf16();
-    };
+          "--matmul-dtype bf16 needs a CPU with AVX512-BF16 or AMX (this one has neither; use "
+          "--matmul-dtype fp32 or auto)");
     w_.lm_head.to_bf16();
     for (auto& L : w_.layers) {
       pack_mla_bf16(config_, L.attn);
-      if (!L.is_moe) pack_mlp(L.mlp);
-      if (L.moe.has_shared) pack_mlp(L.moe.shared);
-      for (auto& e : L.moe.local) pack_mlp(e);
+      if (!L.is_moe) L.mlp.to_bf16();
+      if (L.moe.has_shared) L.moe.shared.to_bf16();
+      for (auto& e : L.moe.local) e.to_bf16();
     }
   }
   moe_opt_.router = RouterParams::from_config(config_);
@@ -138,15 +179,37 @@ bool Model::kv_cache_bf16() const {
 }
 
 size_t Model::weight_bytes() const {
-  size_t b = (w_.embed_tokens.size() + w_.norm.size()) * 4 + w_.lm_head.bytes();
+  size_t b = w_.embed_tokens.bytes() + w_.norm.size() * 4 + w_.lm_head.bytes();
   for (const auto& L : w_.layers) {
     b += (L.input_layernorm.size() + L.post_attention_layernorm.size()) * 4;
     const auto& a = L.attn;
     b += a.q_a_proj.bytes() + a.q_b_proj.bytes() + a.q_proj.bytes() + a.kv_a_proj_with_mqa.bytes() +
          a.kv_b_proj.bytes() + a.o_proj.bytes();
-    b += L.mlp.gate_up.bytes() + L.mlp.down.bytes();
-    b += L.moe.gate.size() * 4 + L.moe.shared.gate_up.bytes() + L.moe.shared.down.bytes();
-    for (const auto& e : L.moe.local) b += e.gate_up.bytes() + e.down.bytes();
+    for (size_t h = 0; h < a.w_uk_scaled.size(); ++h)
+      b += a.w_uk_scaled[h].bytes() + a.w_uv[h].bytes();
+    b += L.mlp.bytes() + L.moe.gate.size() * 4 + L.moe.shared.bytes();
+    for (const auto& e : L.moe.local) b += e.bytes();
+  }
+  return b;
+}
+
+double Model::weight_bytes_per_token() const {
+  double b =
+      w_.lm_head.bytes() + static_cast<double>(config_.hidden_size) * 4;  // + one embedding row
+  for (const auto& L : w_.layers) {
+    const auto& a = L.attn;
+    b += a.q_a_proj.bytes() + a.q_b_proj.bytes() + a.q_proj.bytes() + a.kv_a_proj_with_mqa.bytes() +
+         a.kv_b_proj.bytes() + a.o_proj.bytes();
+    for (size_t h = 0; h < a.w_uk_scaled.size(); ++h)
+      b += a.w_uk_scaled[h].bytes() + a.w_uv[h].bytes();
+    if (!L.is_moe) {
+      b += L.mlp.bytes();
+      continue;
+    }
+    b += L.moe.gate.size() * 4 + L.moe.shared.bytes();
+    double experts = 0;
+    for (const auto& e : L.moe.local) experts += e.bytes();
+    if (!L.moe.local.empty()) b += experts / L.moe.local.size() * config_.num_experts_per_tok;
   }
   return b;
 }
@@ -166,8 +229,7 @@ void Model::forward(const ForwardBatch& batch, const KvCacheView& kv, comm::Expe
     const int id = batch.token_ids[t];
     if (id < 0 || id >= V)
       throw std::out_of_range(fmt::format("token id {} is outside the vocabulary [0, {})", id, V));
-    std::memcpy(&hidden[static_cast<size_t>(t) * H], &w_.embed_tokens[static_cast<size_t>(id) * H],
-                sizeof(float) * H);
+    w_.embed_tokens.row(id, &hidden[static_cast<size_t>(t) * H]);
   }
   std::vector<float> scratch;
   for (int l = 0; l < static_cast<int>(w_.layers.size()); ++l) {

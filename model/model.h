@@ -11,6 +11,7 @@
 #include "model/config.h"
 #include "model/mla.h"
 #include "model/moe.h"
+#include "model/ops/dtypes.h"
 #include "model/rope.h"
 
 namespace dpep {
@@ -34,8 +35,20 @@ struct LayerWeights {
   MoeWeights moe;  // MoE layers
 };
 
+// Embedding rows in their stored dtype (float32 or bf16), widened one row at a time.
+struct Embedding {
+  DType dtype = DType::F32;
+  int rows = 0, cols = 0;
+  std::vector<uint8_t> data;  // [rows, cols] raw elements
+  static Embedding from_f32(const std::vector<float>& v, int rows, int cols);
+  void row(int id, float* out) const {
+    to_f32(dtype, data.data() + static_cast<size_t>(id) * cols * dtype_bytes(dtype), out, cols);
+  }
+  size_t bytes() const { return data.size(); }
+};
+
 struct ModelWeights {
-  std::vector<float> embed_tokens;  // [V, H]
+  Embedding embed_tokens;  // [V, H]
   std::vector<LayerWeights> layers;
   std::vector<float> norm;  // [H]
   Linear lm_head;           // [V, H]
@@ -43,8 +56,8 @@ struct ModelWeights {
 
 struct ModelOptions {
   bool simulate_perfect_eplb = false;
-  // BF16: dense, expert, attention-projection and lm_head GEMMs in bf16 (oneDNN); the router,
-  // norms, RoPE, softmax and the absorbed kv_b products stay float32.
+  // BF16: dense, expert, attention-projection, absorbed kv_b and lm_head GEMMs in bf16
+  // (packed_gemm); the router, norms, RoPE and softmax stay float32.
   MatmulDType matmul_dtype = MatmulDType::F32;
 };
 
@@ -77,6 +90,10 @@ class Model {
   // build has the AVX512-BF16 attention kernel; float32 otherwise.
   bool kv_cache_bf16() const;
   size_t weight_bytes() const;
+  MatmulDType matmul_dtype() const { return opt_.matmul_dtype; }
+  // Weight bytes one decode token reads, as held: every attention and dense weight, the router,
+  // num_experts_per_tok routed experts (local mean size) and the shared ones, lm_head.
+  double weight_bytes_per_token() const;
 
   // Runs every layer on `batch` (any mix of prefill chunks and decode rows; may be empty, in
   // which case it still takes part in every MoE exchange). Writes the latents of the batch's

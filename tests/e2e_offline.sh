@@ -27,12 +27,12 @@ for line in open(sys.argv[1]):
     print(r["id"], ",".join(map(str, r["input_ids"])), r["max_tokens"])
 PY
 while read -r id ids n; do
-  "$DPEP" generate --model "$W/m.h5" --prompt-ids "$ids" --max-tokens "$n" --ignore-eos --kv-cache-tokens 1024 \
+  "$DPEP" generate --model "$W/m.h5" --prompt-ids "$ids" --max-tokens "$n" --ignore-eos --kv-cache-tokens 1024 --matmul-dtype fp32 \
     --log-dir "$W/logs" | sed -n "s/^output_ids: /$id /p" >> "$W/alone.txt"
 done < "$W/alone.args"
 for np in 1 2; do
   "${MPIRUN[@]}" -np $np "$DPEP" offline --model "$W/m.h5" --input-file "$W/in.jsonl" --output-file "$W/out$np.jsonl" \
-    --max-batch-size 3 --max-prefill-tokens 16 --kv-cache-tokens 1024 --log-dir "$W/logs$np" > "$W/offline$np.txt" 2>&1
+    --max-batch-size 3 --max-prefill-tokens 16 --kv-cache-tokens 1024 --matmul-dtype fp32 --log-dir "$W/logs$np" > "$W/offline$np.txt" 2>&1
   python3 - "$W/alone.txt" "$W/out$np.jsonl" $np <<'PY'
 import json, sys
 alone = {l.split()[0]: [int(x) for x in l.split()[1].split(",")] for l in open(sys.argv[1])}

@@ -28,7 +28,7 @@ start_server() {  # extra serve flags...
     PORT=$((20000 + RANDOM % 20000))
     : >"$W/serve.out"
     setsid "${MPIRUN[@]}" -np 2 "$DPEP" serve --model "$W/m.h5" --port $PORT --log-dir "$W/logs" \
-      --kv-cache-tokens 8192 --max-batch-size 2 "$@" >"$W/serve.out" 2>"$W/serve.err" &
+      --kv-cache-tokens 8192 --max-batch-size 2 --matmul-dtype fp32 "$@" >"$W/serve.out" 2>"$W/serve.err" &
     SERVER=$!
     for _ in $(seq 1 300); do
       grep -q "ready at http://127.0.0.1:$PORT" "$W/serve.out" && return 0
@@ -58,7 +58,7 @@ with open(sys.argv[1], "w") as f:
                             "max_tokens": m, "ignore_eos": True}) + "\n")
 PY
 "${MPIRUN[@]}" -np 2 "$DPEP" generate --model "$W/m.h5" --input-file "$W/prompts.jsonl" \
-  --output-file "$W/expected.jsonl" --kv-cache-tokens 8192 --log-dir "$W/logs-gen" >/dev/null
+  --output-file "$W/expected.jsonl" --kv-cache-tokens 8192 --matmul-dtype fp32 --log-dir "$W/logs-gen" >/dev/null
 
 t0=$SECONDS
 start_server --api-key "$KEY" --max-queued-requests 4 --tokenizer preset

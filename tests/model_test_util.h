@@ -29,7 +29,7 @@ inline ModelWeights random_weights(const ModelConfig& c, uint32_t seed, const Ex
     return make_mlp(gt.data(), up.data(), dn.data(), I, H);
   };
   ModelWeights w;
-  w.embed_tokens = randn(size_t(V) * H, 1.0f, g);
+  w.embed_tokens = Embedding::from_f32(randn(size_t(V) * H, 1.0f, g), V, H);
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     LayerWeights L;
     L.input_layernorm = randn(H, 0.1f, g, 1.0f);

@@ -69,11 +69,11 @@ inline void ref_rope(double* x, int d, int pos, const std::vector<double>& inv, 
 
 inline Mat ref_mlp(const MlpWeights& m, const Mat& x, int T, int H) {
   int I = m.inter();
-  Mat gu = lin(x, T, H, m.gate_up.data(), 2 * I);
+  Mat gm = lin(x, T, H, m.gate.data(), I), um = lin(x, T, H, m.up.data(), I);
   Mat h(size_t(T) * I);
   for (int t = 0; t < T; ++t)
     for (int i = 0; i < I; ++i) {
-      double g = gu[size_t(t) * 2 * I + i], u = gu[size_t(t) * 2 * I + I + i];
+      double g = gm[size_t(t) * I + i], u = um[size_t(t) * I + i];
       h[size_t(t) * I + i] = g / (1 + std::exp(-g)) * u;
     }
   return lin(h, T, I, m.down.data(), H);
@@ -97,8 +97,11 @@ inline Mat naive_forward(const ModelConfig& c, const ModelWeights& w, const std:
     scale *= m * m;
   }
   Mat h(size_t(T) * H);
-  for (int t = 0; t < T; ++t)
-    for (int i = 0; i < H; ++i) h[size_t(t) * H + i] = w.embed_tokens[size_t(tokens[t]) * H + i];
+  std::vector<float> erow(H);
+  for (int t = 0; t < T; ++t) {
+    w.embed_tokens.row(tokens[t], erow.data());
+    for (int i = 0; i < H; ++i) h[size_t(t) * H + i] = erow[i];
+  }
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const auto& L = w.layers[l];
     Mat x = h;

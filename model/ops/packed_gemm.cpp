@@ -1,0 +1,199 @@
+// Packing, exact dequantisation and run-time dispatch of packed_gemm. No AMX or AVX512
+// instruction here: this file runs on any x86-64 CPU.
+#include "model/ops/packed_gemm.h"
+
+#include <cpuid.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "model/io/fp8_block.h"
+#include "model/ops/packed_gemm_kernels.h"
+
+namespace dpep {
+namespace {
+
+constexpr int kTileRows = 16, kTileCols = 32, kTileElems = kTileRows * kTileCols;
+
+bool cpu_has(unsigned leaf, unsigned sub, int reg, int bit) {
+  unsigned r[4];
+  if (__get_cpuid_max(0, nullptr) < leaf) return false;
+  __cpuid_count(leaf, sub, r[0], r[1], r[2], r[3]);
+  return (r[reg] >> bit) & 1u;
+}
+
+bool os_saves_avx512() {
+  if (!cpu_has(1, 0, 2, 27)) return false;  // OSXSAVE
+  unsigned lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (lo & 0xe6u) == 0xe6u;  // SSE, AVX, opmask, ZMM_Hi256, Hi16_ZMM
+}
+
+GemmIsa detect() {
+  const bool avx512 = cpu_has(7, 0, 1, 16) && cpu_has(7, 0, 1, 30) && os_saves_avx512();
+  const bool bf16 = avx512 && cpu_has(7, 1, 0, 5);                          // AVX512_BF16
+  const bool amx = avx512 && cpu_has(7, 0, 3, 24) && cpu_has(7, 0, 3, 22);  // AMX-TILE, AMX-BF16
+  // The AMX kernel could not be run where it was written (a CPU without AMX): it is opt-in
+  // until it has been tested on AMX hardware (DPEP_GEMM_AMX=1 and test_packed_gemm).
+  const char* opt_in = std::getenv("DPEP_GEMM_AMX");
+  if (amx && opt_in && std::string(opt_in) == "1" && gemm_detail::request_amx_permission())
+    return GemmIsa::Amx;
+  if (bf16) return GemmIsa::Avx512Bf16;
+  return GemmIsa::None;
+}
+
+}  // namespace
+
+const char* gemm_isa_name(GemmIsa isa) {
+  switch (isa) {
+    case GemmIsa::Amx:
+      return "amx";
+    case GemmIsa::Avx512Bf16:
+      return "avx512bf16";
+    case GemmIsa::None:
+      return "none";
+  }
+  return "?";
+}
+
+GemmIsa gemm_isa() {
+  static const GemmIsa isa = detect();
+  return isa;
+}
+
+void PackedWeight::Free::operator()(uint8_t* p) const {
+  std::free(p);
+}
+
+void PackedWeight::allocate(DType t, int n, int k) {
+  if (n <= 0 || k <= 0) throw std::invalid_argument("PackedWeight: empty matrix");
+  dtype_ = t;
+  n_ = n;
+  k_ = k;
+  n_tiles_ = (n + 2 * kTileRows - 1) / (2 * kTileRows) * 2;  // whole pairs of row tiles
+  k_tiles_ = (k + kTileCols - 1) / kTileCols;
+  const size_t bytes = static_cast<size_t>(n_tiles_) * k_tiles_ * kTileElems * dtype_bytes(t);
+  data_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
+  if (!data_) throw std::bad_alloc();
+  std::memset(data_.get(), 0, bytes);
+}
+
+template <typename T, typename Conv>
+static void pack_tiles(T* dst, int n, int k, int k_tiles, Conv value) {
+  for (int r = 0; r < n; ++r) {
+    const int nt = r / kTileRows, i = r % kTileRows;
+    for (int c = 0; c < k; ++c) {
+      const int kt = c / kTileCols, j = c % kTileCols;
+      dst[(static_cast<size_t>(nt) * k_tiles + kt) * kTileElems + i * kTileCols + j] = value(r, c);
+    }
+  }
+}
+
+PackedWeight PackedWeight::from_f32(const float* w, int n, int k) {
+  PackedWeight p;
+  p.allocate(DType::BF16, n, k);
+  pack_tiles(reinterpret_cast<uint16_t*>(p.data_.get()), n, k, p.k_tiles_,
+             [&](int r, int c) { return f32_to_bf16(w[static_cast<size_t>(r) * k + c]); });
+  return p;
+}
+
+// Raw elements copied a tile row (32 columns) at a time.
+template <typename T>
+static void copy_tiles(T* dst, const T* src, int n, int k, int k_tiles) {
+  for (int r = 0; r < n; ++r) {
+    const int nt = r / kTileRows, i = r % kTileRows;
+    for (int kt = 0; kt < k_tiles; ++kt) {
+      const int c0 = kt * kTileCols;
+      std::memcpy(dst + (static_cast<size_t>(nt) * k_tiles + kt) * kTileElems + i * kTileCols,
+                  src + static_cast<size_t>(r) * k + c0, sizeof(T) * std::min(kTileCols, k - c0));
+    }
+  }
+}
+
+PackedWeight PackedWeight::from_bf16(const uint16_t* w, int n, int k) {
+  PackedWeight p;
+  p.allocate(DType::BF16, n, k);
+  copy_tiles(reinterpret_cast<uint16_t*>(p.data_.get()), w, n, k, p.k_tiles_);
+  return p;
+}
+
+PackedWeight PackedWeight::from_fp8(const uint8_t* q, const float* scale_inv, int n, int k) {
+  PackedWeight p;
+  p.allocate(DType::F8E4M3, n, k);
+  copy_tiles(p.data_.get(), q, n, k, p.k_tiles_);
+  p.scale_inv_.assign(scale_inv, scale_inv + fp8_blocks(n) * fp8_blocks(k));
+  return p;
+}
+
+size_t PackedWeight::bytes() const {
+  return static_cast<size_t>(n_tiles_) * k_tiles_ * kTileElems * dtype_bytes(dtype_) +
+         scale_inv_.size() * sizeof(float);
+}
+
+float PackedWeight::scale(int nt, int kt) const {
+  const int64_t br = static_cast<int64_t>(nt) * kTileRows / kFp8Block;
+  const int64_t bc = static_cast<int64_t>(kt) * kTileCols / kFp8Block;
+  if (br >= fp8_blocks(n_) || bc >= fp8_blocks(k_)) return 0.0f;  // padding tile
+  return scale_inv_[br * fp8_blocks(k_) + bc];
+}
+
+void PackedWeight::rows_f32(int r0, int nr, float* out) const {
+  if (r0 < 0 || nr < 0 || r0 + nr > n_) throw std::out_of_range("PackedWeight::rows_f32");
+  const float* lut = fp8_e4m3_lut();
+  for (int r = r0; r < r0 + nr; ++r) {
+    const int nt = r / kTileRows, i = r % kTileRows;
+    float* o = out + static_cast<size_t>(r - r0) * k_;
+    for (int kt = 0; kt < k_tiles_; ++kt) {
+      const size_t off = (static_cast<size_t>(nt) * k_tiles_ + kt) * kTileElems + i * kTileCols;
+      const int c0 = kt * kTileCols, nc = std::min(kTileCols, k_ - c0);
+      if (dtype_ == DType::BF16) {
+        const uint16_t* s = reinterpret_cast<const uint16_t*>(data_.get()) + off;
+        for (int j = 0; j < nc; ++j) o[c0 + j] = bf16_to_f32(s[j]);
+      } else {
+        const uint8_t* s = data_.get() + off;
+        const float sc = scale(nt, kt);
+        for (int j = 0; j < nc; ++j) o[c0 + j] = lut[s[j]] * sc;
+      }
+    }
+  }
+}
+
+void PackedWeight::tile_bf16(int nt, int kt, uint16_t* out) const {
+  const size_t off = (static_cast<size_t>(nt) * k_tiles_ + kt) * kTileElems;
+  if (dtype_ == DType::BF16) {
+    std::memcpy(out, data_.get() + off * 2, kTileElems * 2);
+    return;
+  }
+  const float* lut = fp8_e4m3_lut();
+  const float sc = scale(nt, kt);
+  for (int i = 0; i < kTileElems; ++i) out[i] = f32_to_bf16(lut[data_[off + i]] * sc);
+}
+
+void packed_gemm(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy) {
+  packed_gemm(x, M, ldx, w, y, ldy, gemm_isa());
+}
+
+void packed_gemm(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy,
+                 GemmIsa isa) {
+  if (M <= 0 || w.empty()) return;
+  if (ldx < w.k() || ldy < w.n()) throw std::invalid_argument("packed_gemm: row stride too small");
+  switch (isa) {
+    case GemmIsa::Amx:
+      if (gemm_isa() != GemmIsa::Amx) break;
+      gemm_detail::gemm_amx(x, M, ldx, w, y, ldy);
+      return;
+    case GemmIsa::Avx512Bf16:
+      if (gemm_isa() == GemmIsa::None) break;
+      gemm_detail::gemm_avx512bf16(x, M, ldx, w, y, ldy);
+      return;
+    case GemmIsa::None:
+      break;
+  }
+  throw std::invalid_argument(std::string("packed_gemm: this CPU has no ") + gemm_isa_name(isa) +
+                              " kernel");
+}
+
+}  // namespace dpep

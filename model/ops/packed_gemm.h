@@ -1,0 +1,74 @@
+// y[M, N] = bf16(x[M, K]) W^T with float32 accumulation, on AMX tiles (or AVX512-BF16 where the
+// CPU has no AMX). W is prepacked once, at load time, into 16x32 tiles: either bf16, or FP8 e4m3
+// with its 128x128 block scales (W8A16), turned into bf16 inside the kernel a tile or a
+// cache-sized slab at a time, never whole:
+// - AVX512-BF16: the e4m3 codes are exact in bf16; the block scale multiplies x, rounded to bf16
+//   after the multiplication: y = sum over blocks of bf16(x * scale) . q;
+// - AMX: each tile is bf16(q * scale) and x is bf16(x).
+//
+// Deterministic by construction: threads split output columns (N) only, the K reduction of
+// every output element runs over the same tiles in the same order whatever M and the thread
+// count, and each (row, column) element is computed by the same instructions on the same
+// inputs. So a row's result is bitwise independent of the other rows and of the thread count.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "model/ops/dtypes.h"
+
+namespace dpep {
+
+enum class GemmIsa { None, Avx512Bf16, Amx };
+const char* gemm_isa_name(GemmIsa isa);
+
+// Best kernel this CPU and OS offer (CPUID; for AMX also the Linux tile-state permission,
+// asked once per process). None: no bf16 kernel, use float32.
+GemmIsa gemm_isa();
+
+// W [n, k] in tiles of 16 rows x 32 columns, tile (nt, kt) at ((nt * k_tiles) + kt) * 512
+// elements, each tile row-major; n is padded to a multiple of 32 and k to 32 with zeros.
+class PackedWeight {
+ public:
+  PackedWeight() = default;
+  static PackedWeight from_f32(const float* w, int n, int k);      // rounded to bf16
+  static PackedWeight from_bf16(const uint16_t* w, int n, int k);  // row-major bf16 bits
+  // q [n, k] e4m3 codes, scale_inv [ceil(n/128), ceil(k/128)].
+  static PackedWeight from_fp8(const uint8_t* q, const float* scale_inv, int n, int k);
+
+  DType dtype() const { return dtype_; }  // BF16 or F8E4M3
+  int n() const { return n_; }
+  int k() const { return k_; }
+  int n_tiles() const { return n_tiles_; }
+  int k_tiles() const { return k_tiles_; }
+  bool empty() const { return n_ == 0; }
+  size_t bytes() const;  // tiles and scales as held
+
+  // Rows [r0, r0 + nr) as float32 row-major [nr, k] (the exact dequantised values: bf16 widened,
+  // fp8 code times its block scale).
+  void rows_f32(int r0, int nr, float* out) const;
+  // Tile (nt, kt) as bf16 (fp8: converted with the scale applied): 16 x 32 row-major.
+  void tile_bf16(int nt, int kt, uint16_t* out) const;
+
+  const uint8_t* tiles() const { return data_.get(); }
+  float scale(int nt, int kt) const;  // fp8 block scale of tile (nt, kt); 0 for padding tiles
+
+ private:
+  struct Free {
+    void operator()(uint8_t* p) const;
+  };
+  void allocate(DType t, int n, int k);
+  DType dtype_ = DType::BF16;
+  int n_ = 0, k_ = 0, n_tiles_ = 0, k_tiles_ = 0;
+  std::unique_ptr<uint8_t[], Free> data_;
+  std::vector<float> scale_inv_;  // fp8 only
+};
+
+// y[m * ldy + j] = sum_k bf16(x[m * ldx + k]) * W[j][k] for m < M, j < N, in float32.
+// isa must not be None (throws std::invalid_argument); defaults to gemm_isa().
+void packed_gemm(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy);
+void packed_gemm(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy,
+                 GemmIsa isa);
+
+}  // namespace dpep

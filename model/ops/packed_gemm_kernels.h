@@ -1,0 +1,23 @@
+// Internal to packed_gemm: the kernels of packed_gemm_amx.cpp, the one translation unit built
+// with the AMX and AVX512-BF16 flags. Call them only after gemm_isa() said the CPU has them.
+#pragma once
+#include <cstdint>
+
+#include "model/ops/packed_gemm.h"
+
+namespace dpep::gemm_detail {
+
+// 16x32 fp8 tile (512 bytes) -> bf16 tile (1024 bytes): bf16(fp8_value * scale), round to
+// nearest even: the same values as f32_to_bf16(fp8_e4m3_to_f32(q) * scale).
+void fp8_tile_to_bf16_avx512(const uint8_t* src, float scale, uint16_t* dst);
+
+// 32 e4m3 codes -> their exact bf16 values (no scale): what the AVX512-BF16 kernel multiplies.
+void fp8x32_to_bf16_exact_avx512(const uint8_t* src, uint16_t* dst);
+
+// Asks Linux for the AMX tile state once; false if the kernel refuses.
+bool request_amx_permission();
+
+void gemm_amx(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy);
+void gemm_avx512bf16(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy);
+
+}  // namespace dpep::gemm_detail
