@@ -185,8 +185,7 @@ size_t Model::weight_bytes() const {
     const auto& a = L.attn;
     b += a.q_a_proj.bytes() + a.q_b_proj.bytes() + a.q_proj.bytes() + a.kv_a_proj_with_mqa.bytes() +
          a.kv_b_proj.bytes() + a.o_proj.bytes();
-    for (size_t h = 0; h < a.w_uk_scaled.size(); ++h)
-      b += a.w_uk_scaled[h].bytes() + a.w_uv[h].bytes();
+    b += (a.uk_absorb.w.size() + a.uv_absorb.w.size()) * sizeof(uint16_t);
     b += L.mlp.bytes() + L.moe.gate.size() * 4 + L.moe.shared.bytes();
     for (const auto& e : L.moe.local) b += e.bytes();
   }
@@ -200,8 +199,7 @@ double Model::weight_bytes_per_token() const {
     const auto& a = L.attn;
     b += a.q_a_proj.bytes() + a.q_b_proj.bytes() + a.q_proj.bytes() + a.kv_a_proj_with_mqa.bytes() +
          a.kv_b_proj.bytes() + a.o_proj.bytes();
-    for (size_t h = 0; h < a.w_uk_scaled.size(); ++h)
-      b += a.w_uk_scaled[h].bytes() + a.w_uv[h].bytes();
+    b += (a.uk_absorb.w.size() + a.uv_absorb.w.size()) * sizeof(uint16_t);
     if (!L.is_moe) {
       b += L.mlp.bytes();
       continue;
