@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "comm/clock.h"
 #include "comm/mpi_exchange.h"
 #include "comm/mpi_heartbeat.h"
 #include "launch/memory_check.h"
@@ -14,7 +15,6 @@
 #include "model/io/random_init.h"
 #include "model/io/weights_file.h"
 #include "runtime/tokenizer/preset_tokenizer.h"
-#include "comm/clock.h"
 
 #include <unistd.h>
 

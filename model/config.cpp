@@ -65,8 +65,7 @@ std::string to_string_value(bool v) {
   return v ? "true" : "false";
 }
 template <typename E>
-  requires std::is_enum_v<E>
-std::string to_string_value(E v) {
+requires std::is_enum_v<E> std::string to_string_value(E v) {
   return to_string(v);
 }
 
@@ -155,9 +154,15 @@ int64_t json_int(const nlohmann::json& v, const char* key) {
 
 }  // namespace
 
-const char* to_string(RopeType v) { return enum_name(kRopeTypes, v); }
-const char* to_string(ScoringFunc v) { return enum_name(kScoringFuncs, v); }
-const char* to_string(TopkMethod v) { return enum_name(kTopkMethods, v); }
+const char* to_string(RopeType v) {
+  return enum_name(kRopeTypes, v);
+}
+const char* to_string(ScoringFunc v) {
+  return enum_name(kScoringFuncs, v);
+}
+const char* to_string(TopkMethod v) {
+  return enum_name(kTopkMethods, v);
+}
 RopeType rope_type_from_name(const std::string& s, const std::string& what) {
   return enum_from_name(kRopeTypes, s, what);
 }
@@ -321,11 +326,11 @@ ModelConfig ModelConfig::from_hf_json(const std::string& json_text) {
     if (j.contains("norm_topk_prob") && j["norm_topk_prob"].is_boolean())
       c.norm_topk_prob = j["norm_topk_prob"].get<bool>();
     if (j.contains("scoring_func") && j["scoring_func"].is_string())
-      c.scoring_func = scoring_func_from_name(j["scoring_func"].get<std::string>(),
-                                              "config.json: scoring_func");
+      c.scoring_func =
+          scoring_func_from_name(j["scoring_func"].get<std::string>(), "config.json: scoring_func");
     if (j.contains("topk_method") && j["topk_method"].is_string())
-      c.topk_method = topk_method_from_name(j["topk_method"].get<std::string>(),
-                                            "config.json: topk_method");
+      c.topk_method =
+          topk_method_from_name(j["topk_method"].get<std::string>(), "config.json: topk_method");
     get_num(j, "rms_norm_eps", c.rms_norm_eps);
     get_num(j, "rope_theta", c.rope_theta);
     get_int("max_position_embeddings", c.max_position_embeddings, false);

@@ -8,8 +8,8 @@
 namespace dpep {
 
 // String-valued fields of config.json as enums; each name table lives once in config.cpp.
-enum class RopeType { None, Yarn };                              // "none"/"default", "yarn"
-enum class ScoringFunc { Sigmoid, Softmax };                     // "sigmoid", "softmax"
+enum class RopeType { None, Yarn };                             // "none"/"default", "yarn"
+enum class ScoringFunc { Sigmoid, Softmax };                    // "sigmoid", "softmax"
 enum class TopkMethod { NoauxTc, Greedy, GroupLimitedGreedy };  // as named in config.json
 const char* to_string(RopeType v);
 const char* to_string(ScoringFunc v);

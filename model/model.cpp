@@ -6,11 +6,11 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "comm/clock.h"
 #include "model/io/fp8_block.h"
 #include "model/io/weights_file.h"
 #include "model/ops/attention_kernel.h"
 #include "model/ops/ops.h"
-#include "comm/clock.h"
 
 namespace dpep {
 namespace {

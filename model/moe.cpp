@@ -3,8 +3,8 @@
 #include <chrono>
 #include <cstring>
 
-#include "model/ops/ops.h"
 #include "comm/clock.h"
+#include "model/ops/ops.h"
 
 namespace dpep {
 

@@ -80,9 +80,9 @@ void route(const RouterParams& p, const float* logits, const float* bias, int T,
   }
 }
 
-void simulate_perfect_eplb(int* topk_idx, int T, int top_k, const comm::ExpertPlacement& placement) {
-  for (int i = 0; i < T * top_k; ++i)
-    topk_idx[i] = placement.first_local(i % placement.num_ranks);
+void simulate_perfect_eplb(int* topk_idx, int T, int top_k,
+                           const comm::ExpertPlacement& placement) {
+  for (int i = 0; i < T * top_k; ++i) topk_idx[i] = placement.first_local(i % placement.num_ranks);
 }
 
 }  // namespace dpep

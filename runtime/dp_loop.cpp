@@ -365,11 +365,13 @@ void DpLoop::log_step(const StepReport& rep, bool force) {
       lvl,
       "{} steps to {}: tokens {} (this step {}: decode {}, prefill {}), running {}, waiting {}, "
       "KV {}/{} pages, prefix cache {} pages, hits {}/{} prompt tokens | s: attention {:.4f}, "
-      "router {:.4f}, dispatch {:.4f}, experts {:.4f}, combine {:.4f}, shared {:.4f}, dense {:.4f}, head {:.4f}, sampling {:.4f}, idle {:.4f} | "
+      "router {:.4f}, dispatch {:.4f}, experts {:.4f}, combine {:.4f}, shared {:.4f}, dense "
+      "{:.4f}, head {:.4f}, sampling {:.4f}, idle {:.4f} | "
       "expert load (local, pairs) {}",
       steps, totals_.busy_steps, totals_.rows - last_totals_.rows, rep.rows, rep.decode_rows,
       rep.prefill_rows, rep.running, rep.waiting, rep.kv_used_pages, rep.kv_total_pages,
-      rep.kv_cached_pages, rep.prefix_hit_tokens, rep.prefix_query_tokens, s.attention_s - last_stats_.attention_s, moe.router_s - last.router_s,
+      rep.kv_cached_pages, rep.prefix_hit_tokens, rep.prefix_query_tokens,
+      s.attention_s - last_stats_.attention_s, moe.router_s - last.router_s,
       moe.dispatch_s - last.dispatch_s, moe.experts_s - last.experts_s,
       moe.combine_s - last.combine_s, moe.shared_s - last.shared_s,
       s.dense_mlp_s - last_stats_.dense_mlp_s, s.head_s - last_stats_.head_s,

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <chrono>
 
-#include "runtime/sampler.h"
 #include "comm/clock.h"
+#include "runtime/sampler.h"
 
 namespace dpep {
 namespace {

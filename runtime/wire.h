@@ -49,7 +49,7 @@ void fields(M& e, F&& f) {
 }
 
 template <typename M, typename F>
-  requires std::is_same_v<std::remove_const_t<M>, CacheEvent>
+requires std::is_same_v<std::remove_const_t<M>, CacheEvent>
 void fields(M& e, F&& f) {
   f(e.hash.lo), f(e.hash.hi), f(e.added);
 }
@@ -71,7 +71,7 @@ struct StepStatus {
   int32_t running = 0, waiting = 0, kv_used_pages = 0, kv_total_pages = 0, rows = 0;
   int32_t prefill_rows = 0, decode_rows = 0;
   double forward_s = 0;
-  int32_t kv_cached_pages = 0;                           // prefix cache: pages held for reuse
+  int32_t kv_cached_pages = 0;                             // prefix cache: pages held for reuse
   int64_t prefix_query_tokens = 0, prefix_hit_tokens = 0;  // totals so far
   std::vector<CacheEvent> cache_events;  // pages cached / evicted this step (cache-aware routing)
   std::vector<RequestEvent> events;

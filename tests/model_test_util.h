@@ -6,8 +6,8 @@
 #include <random>
 #include <vector>
 
-#include "model/model.h"
 #include "model/mlp.h"
+#include "model/model.h"
 
 namespace dpep::testing {
 
@@ -18,7 +18,8 @@ inline std::vector<float> randn(size_t n, float std, std::mt19937& g, float mean
   return v;
 }
 
-inline ModelWeights random_weights(const ModelConfig& c, uint32_t seed, const ExpertShard& shard = {}) {
+inline ModelWeights random_weights(const ModelConfig& c, uint32_t seed,
+                                   const ExpertShard& shard = {}) {
   std::mt19937 g(seed);
   const int H = c.hidden_size, V = c.vocab_size, nh = c.num_attention_heads;
   const int qd = c.qk_head_dim(), kvl = c.kv_lora_rank, rd = c.qk_rope_head_dim;
@@ -89,15 +90,18 @@ struct SimpleCache {
     data.assign(size_t(view.num_layers) * num_pages * view.page_floats(), NAN);
     view.data = data.data();
   }
-  int new_seq() { tables.emplace_back(); return int(tables.size()) - 1; }
+  int new_seq() {
+    tables.emplace_back();
+    return int(tables.size()) - 1;
+  }
   void ensure(int seq, int len) {
     while (int(tables[seq].size()) * view.page_size < len) tables[seq].push_back(next_page++);
   }
 };
 
 // Batch for one sequence: tokens at positions start.. ; logits for the given rows.
-inline ForwardBatch one_seq_batch(SimpleCache& cache, int seq, const std::vector<int>& tokens, int start,
-                                  std::vector<int> logits_rows) {
+inline ForwardBatch one_seq_batch(SimpleCache& cache, int seq, const std::vector<int>& tokens,
+                                  int start, std::vector<int> logits_rows) {
   ForwardBatch b;
   b.token_ids = tokens;
   for (int i = 0; i < int(tokens.size()); ++i) b.positions.push_back(start + i);

@@ -67,5 +67,7 @@ inline int run_all_tests_under_mpi(int argc, char** argv) {
 
 }  // namespace dpep::testing_mpi
 
-#define DPEP_MPI_TEST_MAIN \
-  int main(int argc, char** argv) { return dpep::testing_mpi::run_all_tests_under_mpi(argc, argv); }
+#define DPEP_MPI_TEST_MAIN                                         \
+  int main(int argc, char** argv) {                                \
+    return dpep::testing_mpi::run_all_tests_under_mpi(argc, argv); \
+  }

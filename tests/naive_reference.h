@@ -25,13 +25,15 @@ inline Mat lin(const Mat& x, int T, int in, const float* W, int out) {
   return y;
 }
 
-inline void rms(Mat& x, int T, int n, const std::vector<float>& w, double eps, int ld = -1, int off = 0) {
+inline void rms(Mat& x, int T, int n, const std::vector<float>& w, double eps, int ld = -1,
+                int off = 0) {
   if (ld < 0) ld = n;
   for (int t = 0; t < T; ++t) {
     double ss = 0;
     for (int i = 0; i < n; ++i) ss += x[size_t(t) * ld + off + i] * x[size_t(t) * ld + off + i];
     double inv = 1.0 / std::sqrt(ss / n + eps);
-    for (int i = 0; i < n; ++i) x[size_t(t) * ld + off + i] = w[i] * x[size_t(t) * ld + off + i] * inv;
+    for (int i = 0; i < n; ++i)
+      x[size_t(t) * ld + off + i] = w[i] * x[size_t(t) * ld + off + i] * inv;
   }
 }
 
@@ -43,11 +45,18 @@ inline std::vector<double> ref_inv_freq(const ModelConfig& c) {
   for (int i = 0; i < dim / 2; ++i) {
     double base = std::pow(theta, 2.0 * i / dim);
     double extrap = 1 / base;
-    if (c.rope_scaling.type != RopeType::Yarn) { f[i] = extrap; continue; }
+    if (c.rope_scaling.type != RopeType::Yarn) {
+      f[i] = extrap;
+      continue;
+    }
     const auto& r = c.rope_scaling;
     double interp = 1 / (r.factor * base);
-    auto corr = [&](double rot) { return dim * std::log(r.original_max_position_embeddings / (rot * 2 * M_PI)) / (2 * std::log(theta)); };
-    double low = std::max(std::floor(corr(r.beta_fast)), 0.0), high = std::min(std::ceil(corr(r.beta_slow)), dim - 1.0);
+    auto corr = [&](double rot) {
+      return dim * std::log(r.original_max_position_embeddings / (rot * 2 * M_PI)) /
+             (2 * std::log(theta));
+    };
+    double low = std::max(std::floor(corr(r.beta_fast)), 0.0),
+           high = std::min(std::ceil(corr(r.beta_slow)), dim - 1.0);
     if (low == high) high += 0.001;
     double ramp = std::clamp((i - low) / (high - low), 0.0, 1.0);
     f[i] = interp * ramp + extrap * (1 - ramp);
@@ -58,7 +67,10 @@ inline std::vector<double> ref_inv_freq(const ModelConfig& c) {
 // transformers' apply_rotary_pos_emb_interleave on one vector of dim d at position pos.
 inline void ref_rope(double* x, int d, int pos, const std::vector<double>& inv, double att) {
   std::vector<double> de(d), out(d);
-  for (int i = 0; i < d / 2; ++i) { de[i] = x[2 * i]; de[i + d / 2] = x[2 * i + 1]; }
+  for (int i = 0; i < d / 2; ++i) {
+    de[i] = x[2 * i];
+    de[i + d / 2] = x[2 * i + 1];
+  }
   for (int i = 0; i < d; ++i) {
     double ang = pos * inv[i % (d / 2)];
     double rot = i < d / 2 ? -de[i + d / 2] : de[i - d / 2];
@@ -80,16 +92,19 @@ inline Mat ref_mlp(const MlpWeights& m, const Mat& x, int T, int H) {
 }
 
 // Returns logits [T, V] for every position of `tokens` (positions 0..T-1). Needs all experts.
-inline Mat naive_forward(const ModelConfig& c, const ModelWeights& w, const std::vector<int>& tokens) {
+inline Mat naive_forward(const ModelConfig& c, const ModelWeights& w,
+                         const std::vector<int>& tokens) {
   const int T = tokens.size(), H = c.hidden_size, nh = c.num_attention_heads;
-  const int nope = c.qk_nope_head_dim, rd = c.qk_rope_head_dim, vd = c.v_head_dim, kvl = c.kv_lora_rank;
+  const int nope = c.qk_nope_head_dim, rd = c.qk_rope_head_dim, vd = c.v_head_dim,
+            kvl = c.kv_lora_rank;
   const int qd = nope + rd;
   const double eps = c.rms_norm_eps;
   auto inv = ref_inv_freq(c);
   double att = 1.0;
   if (c.rope_scaling.type == RopeType::Yarn) {
     auto ms = [](double s, double m) { return s <= 1 ? 1.0 : 0.1 * m * std::log(s) + 1; };
-    att = ms(c.rope_scaling.factor, c.rope_scaling.mscale) / ms(c.rope_scaling.factor, c.rope_scaling.mscale_all_dim);
+    att = ms(c.rope_scaling.factor, c.rope_scaling.mscale) /
+          ms(c.rope_scaling.factor, c.rope_scaling.mscale_all_dim);
   }
   double scale = std::pow(double(qd), -0.5);
   if (c.rope_scaling.type == RopeType::Yarn && c.rope_scaling.factor > 1) {
@@ -122,7 +137,8 @@ inline Mat naive_forward(const ModelConfig& c, const ModelWeights& w, const std:
     Mat kv = lin(cc, T, kvl, L.attn.kv_b_proj.data(), nh * (nope + vd));
     for (int t = 0; t < T; ++t) {
       ref_rope(&ckv[size_t(t) * (kvl + rd) + kvl], rd, t, inv, att);
-      for (int hh = 0; hh < nh; ++hh) ref_rope(&q[(size_t(t) * nh + hh) * qd + nope], rd, t, inv, att);
+      for (int hh = 0; hh < nh; ++hh)
+        ref_rope(&q[(size_t(t) * nh + hh) * qd + nope], rd, t, inv, att);
     }
     Mat o(size_t(T) * nh * vd, 0.0);
     for (int hh = 0; hh < nh; ++hh)
@@ -130,15 +146,18 @@ inline Mat naive_forward(const ModelConfig& c, const ModelWeights& w, const std:
         std::vector<double> s(t + 1);
         for (int u = 0; u <= t; ++u) {
           double d = 0;
-          for (int i = 0; i < nope; ++i) d += q[(size_t(t) * nh + hh) * qd + i] * kv[(size_t(u) * nh + hh) * (nope + vd) + i];
-          for (int i = 0; i < rd; ++i) d += q[(size_t(t) * nh + hh) * qd + nope + i] * ckv[size_t(u) * (kvl + rd) + kvl + i];
+          for (int i = 0; i < nope; ++i)
+            d += q[(size_t(t) * nh + hh) * qd + i] * kv[(size_t(u) * nh + hh) * (nope + vd) + i];
+          for (int i = 0; i < rd; ++i)
+            d += q[(size_t(t) * nh + hh) * qd + nope + i] * ckv[size_t(u) * (kvl + rd) + kvl + i];
           s[u] = d * scale;
         }
         double m = *std::max_element(s.begin(), s.end()), z = 0;
         for (auto& v : s) z += (v = std::exp(v - m));
         for (int u = 0; u <= t; ++u)
           for (int i = 0; i < vd; ++i)
-            o[(size_t(t) * nh + hh) * vd + i] += s[u] / z * kv[(size_t(u) * nh + hh) * (nope + vd) + nope + i];
+            o[(size_t(t) * nh + hh) * vd + i] +=
+                s[u] / z * kv[(size_t(u) * nh + hh) * (nope + vd) + nope + i];
       }
     Mat ao = lin(o, T, nh * vd, L.attn.o_proj.data(), H);
     for (size_t i = 0; i < h.size(); ++i) h[i] += ao[i];
@@ -175,7 +194,9 @@ inline Mat naive_forward(const ModelConfig& c, const ModelWeights& w, const std:
         std::sort(eo.begin(), eo.end(), [&](int a, int b) { return masked[a] > masked[b]; });
         double sum = 0;
         for (int k = 0; k < K; ++k) sum += s[eo[k]];
-        for (int k = 0; k < K; ++k) wt[t][eo[k]] = s[eo[k]] / (c.norm_topk_prob ? sum + 1e-20 : 1.0) * c.routed_scaling_factor;
+        for (int k = 0; k < K; ++k)
+          wt[t][eo[k]] =
+              s[eo[k]] / (c.norm_topk_prob ? sum + 1e-20 : 1.0) * c.routed_scaling_factor;
       }
       for (int e = 0; e < E; ++e) {
         Mat out = ref_mlp(L.moe.local[e], x, T, H);

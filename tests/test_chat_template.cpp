@@ -27,7 +27,9 @@ std::string render(const ChatTemplate& t, const json& messages, bool gen) {
   return t.render(parse_chat_messages(messages), gen);
 }
 
-ChatTemplate v3() { return *ChatTemplate::from_tokenizer(tok()); }
+ChatTemplate v3() {
+  return *ChatTemplate::from_tokenizer(tok());
+}
 ChatTemplate r1() {
   return ChatTemplate(chat_template_options(ChatTemplateKind::kDeepSeekR1), kBos);
 }

@@ -16,7 +16,8 @@ static std::string slurp(const std::string& path) {
 }
 
 TEST(Config, ReadsFixtureConfigJson) {
-  auto c = ModelConfig::from_hf_json(slurp(std::string(DPEP_TEST_DATA) + "/hf-tiny-bf16/config.json"));
+  auto c =
+      ModelConfig::from_hf_json(slurp(std::string(DPEP_TEST_DATA) + "/hf-tiny-bf16/config.json"));
   EXPECT_EQ(c.vocab_size, 512);
   EXPECT_EQ(c.hidden_size, 192);
   EXPECT_EQ(c.q_lora_rank, 64);
@@ -61,7 +62,8 @@ TEST(Config, SetFieldAndValidate) {
 }
 
 TEST(Config, PresetsValidate) {
-  for (auto name : {"tiny", "small", "bench", "v3"}) EXPECT_NO_THROW(ModelConfig::preset(name).validate()) << name;
+  for (auto name : {"tiny", "small", "bench", "v3"})
+    EXPECT_NO_THROW(ModelConfig::preset(name).validate()) << name;
   EXPECT_THROW(ModelConfig::preset("huge"), std::invalid_argument);
   auto b = ModelConfig::preset("bench");
   EXPECT_EQ(b.vocab_size, 16384);

@@ -10,11 +10,11 @@
 #include <nlohmann/json.hpp>
 
 #include "model/io/converter.h"
-#include "model/ops/dtypes.h"
 #include "model/io/hf_checkpoint.h"
 #include "model/io/safetensors_writer.h"
 #include "model/io/weights_file.h"
 #include "model/io/weights_schema.h"
+#include "model/ops/dtypes.h"
 
 namespace fs = std::filesystem;
 using namespace dpep;
@@ -101,8 +101,12 @@ void expect_matches(const std::string& hf, const std::string& file, float (*roun
   EXPECT_GT(compared, 60);
 }
 
-float same(float x) { return x; }
-float to_bf16(float x) { return bf16_to_f32(f32_to_bf16(x)); }
+float same(float x) {
+  return x;
+}
+float to_bf16(float x) {
+  return bf16_to_f32(f32_to_bf16(x));
+}
 
 }  // namespace
 

@@ -6,9 +6,9 @@
 #include <cstring>
 #include <random>
 
-#include "model/ops/dtypes.h"
 #include "model/io/fp8_block.h"
 #include "model/io/tensor_convert.h"
+#include "model/ops/dtypes.h"
 
 using namespace dpep;
 

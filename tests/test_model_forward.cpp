@@ -2,8 +2,8 @@
 #include <gtest/gtest.h>
 
 #include "model/model.h"
-#include "naive_reference.h"
 #include "model_test_util.h"
+#include "naive_reference.h"
 
 using namespace dpep;
 using namespace dpep::testing;
@@ -73,7 +73,8 @@ TEST(Forward, DecodeAgreesWithPrefill) {
     m.forward(one_seq_batch(inc, s, chunk, pos, lr), inc.view, ex, step);
     for (int i = 0; i < n; ++i)
       for (int v = 0; v < c.vocab_size; ++v)
-        ASSERT_NEAR(step[size_t(i) * c.vocab_size + v], ref[size_t(pos + i) * c.vocab_size + v], 2e-4)
+        ASSERT_NEAR(step[size_t(i) * c.vocab_size + v], ref[size_t(pos + i) * c.vocab_size + v],
+                    2e-4)
             << "position " << pos + i;
     pos += n;
   };
@@ -101,8 +102,12 @@ TEST(Forward, BatchOfSequencesEqualsEachAlone) {
     int s = cache.new_seq();
     cache.ensure(s, p.size());
     int begin = b.num_rows();
-    for (int i = 0; i < int(p.size()); ++i) { b.token_ids.push_back(p[i]); b.positions.push_back(i); }
-    b.seqs.push_back({begin, int(p.size()), 0, cache.tables[s].data(), int(cache.tables[s].size())});
+    for (int i = 0; i < int(p.size()); ++i) {
+      b.token_ids.push_back(p[i]);
+      b.positions.push_back(i);
+    }
+    b.seqs.push_back(
+        {begin, int(p.size()), 0, cache.tables[s].data(), int(cache.tables[s].size())});
     b.logits_rows.push_back(b.num_rows() - 1);
   }
   std::vector<float> lg;
@@ -128,10 +133,13 @@ TEST(Forward, TokenOutsideVocabularyIsAnError) {
   Model m(c, random_weights(c, 17), {});
   comm::LoopbackExchange ex;
   SimpleCache cache(c, 4, 16);
-  EXPECT_THROW({
-    std::vector<float> lg;
-    m.forward(one_seq_batch(cache, cache.new_seq(), {1, int(c.vocab_size)}, 0, {1}), cache.view, ex, lg);
-  }, std::out_of_range);
+  EXPECT_THROW(
+      {
+        std::vector<float> lg;
+        m.forward(one_seq_batch(cache, cache.new_seq(), {1, int(c.vocab_size)}, 0, {1}), cache.view,
+                  ex, lg);
+      },
+      std::out_of_range);
 }
 
 #include "model/ops/attention_kernel.h"
@@ -162,7 +170,7 @@ TEST(Forward, Bf16CacheAgreesWithFloatCache) {
     }
     worst = std::max(worst, diff / scale);
   };
-  compare(0, 20);                              // prefill chunk
+  compare(0, 20);                               // prefill chunk
   for (int p = 20; p < 37; ++p) compare(p, 1);  // decode rows, L = 21..37 (odd and even)
   EXPECT_LT(worst, 3e-2);
   EXPECT_GT(worst, 0.0);  // it really ran in bf16

@@ -9,8 +9,8 @@
 #include <fstream>
 #include <random>
 
-#include "model/ops/dtypes.h"
 #include "model/io/weights_file.h"
+#include "model/ops/dtypes.h"
 
 namespace fs = std::filesystem;
 using dpep::DType;
@@ -26,7 +26,9 @@ std::string tmp_path(const std::string& name) {
   return (dir / name).string();
 }
 
-ModelConfig tiny() { return ModelConfig::preset("tiny"); }
+ModelConfig tiny() {
+  return ModelConfig::preset("tiny");
+}
 
 // Expects `f` to throw std::runtime_error whose message contains every string in `parts`.
 template <typename F>

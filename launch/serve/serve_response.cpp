@@ -25,7 +25,8 @@ std::string token_text(const text::Tokenizer* tok, int id) {
 
 json completion_logprobs_json(const text::Tokenizer* tok, std::span<const int> ids,
                               std::span<const TokenLogprobs> lps, int top_k, size_t offset) {
-  json tokens = json::array(), token_lps = json::array(), tops = json::array(), offsets = json::array();
+  json tokens = json::array(), token_lps = json::array(), tops = json::array(),
+       offsets = json::array();
   for (size_t i = 0; i < ids.size(); ++i) {
     const std::string t = token_text(tok, ids[i]);
     tokens.push_back(t);
@@ -42,8 +43,10 @@ json completion_logprobs_json(const text::Tokenizer* tok, std::span<const int> i
       top[token_text(tok, lps[i].top[k].first)] = lps[i].top[k].second;
     tops.push_back(top_k > 0 ? top : json(nullptr));
   }
-  return json{
-      {"tokens", tokens}, {"token_logprobs", token_lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
+  return json{{"tokens", tokens},
+              {"token_logprobs", token_lps},
+              {"top_logprobs", tops},
+              {"text_offset", offsets}};
 }
 
 namespace {
@@ -64,8 +67,8 @@ json chat_logprobs_json(const text::Tokenizer* tok, std::span<const int> ids,
       const std::string s = token_text(tok, id);
       top.push_back(json{{"token", s}, {"logprob", lp}, {"bytes", bytes_of(s)}});
     }
-    content.push_back(
-        json{{"token", t}, {"logprob", lps[i].logprob}, {"bytes", bytes_of(t)}, {"top_logprobs", top}});
+    content.push_back(json{
+        {"token", t}, {"logprob", lps[i].logprob}, {"bytes", bytes_of(t)}, {"top_logprobs", top}});
   }
   return json{{"content", content}};
 }
@@ -88,7 +91,10 @@ json chat_json(const ResponseMeta& m, const std::string& content, const std::str
                bool with_reasoning, const json& logprobs, FinishReason finish) {
   json msg{{"role", "assistant"}, {"content", content}};
   if (with_reasoning) msg["reasoning_content"] = reasoning;
-  json choice{{"index", 0}, {"message", msg}, {"logprobs", logprobs}, {"finish_reason", finish_json(finish)}};
+  json choice{{"index", 0},
+              {"message", msg},
+              {"logprobs", logprobs},
+              {"finish_reason", finish_json(finish)}};
   return json{{"id", m.id},
               {"object", "chat.completion"},
               {"created", m.created},
@@ -96,8 +102,12 @@ json chat_json(const ResponseMeta& m, const std::string& content, const std::str
               {"choices", json::array({choice})}};
 }
 
-json chat_chunk_json(const ResponseMeta& m, const json& delta, const json& logprobs, FinishReason finish) {
-  json choice{{"index", 0}, {"delta", delta}, {"logprobs", logprobs}, {"finish_reason", finish_json(finish)}};
+json chat_chunk_json(const ResponseMeta& m, const json& delta, const json& logprobs,
+                     FinishReason finish) {
+  json choice{{"index", 0},
+              {"delta", delta},
+              {"logprobs", logprobs},
+              {"finish_reason", finish_json(finish)}};
   return json{{"id", m.id},
               {"object", "chat.completion.chunk"},
               {"created", m.created},

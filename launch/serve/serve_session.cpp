@@ -2,8 +2,8 @@
 
 namespace dpep {
 
-GenerationSession::GenerationSession(ServeSource& source, const ApiRequest& req, const ServeLimits& lim,
-                                     bool reasoning)
+GenerationSession::GenerationSession(ServeSource& source, const ApiRequest& req,
+                                     const ServeLimits& lim, bool reasoning)
     : source_(source), prompt_tokens_(static_cast<int>(req.request.prompt.size())) {
   if (lim.tokenizer) detok_.emplace(*lim.tokenizer, req.skip_special_tokens);
   if (!req.stop.empty()) stops_.emplace(req.stop);

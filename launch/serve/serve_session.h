@@ -32,7 +32,8 @@ struct SessionUpdate {
 class GenerationSession {
  public:
   // Throws ApiError (429 / 503) from the source. reasoning: split <think> ... </think>.
-  GenerationSession(ServeSource& source, const ApiRequest& req, const ServeLimits& lim, bool reasoning);
+  GenerationSession(ServeSource& source, const ApiRequest& req, const ServeLimits& lim,
+                    bool reasoning);
   ~GenerationSession();
   GenerationSession(const GenerationSession&) = delete;
   GenerationSession& operator=(const GenerationSession&) = delete;

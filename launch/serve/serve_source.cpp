@@ -32,14 +32,16 @@ bool RequestChannel::finished() const {
   return finished_;
 }
 
-ServeSource::ServeSource(ServeSourceOptions opt, ServeMetrics* metrics) : opt_(opt), metrics_(metrics) {}
+ServeSource::ServeSource(ServeSourceOptions opt, ServeMetrics* metrics)
+    : opt_(opt), metrics_(metrics) {}
 
 std::shared_ptr<RequestChannel> ServeSource::submit(Request r) {
   std::lock_guard lk(mu_);
   if (stopping_) throw ApiError(503, "the server is shutting down");
   if (opt_.max_queued_requests > 0 && queued_ >= opt_.max_queued_requests)
-    throw ApiError(429, fmt::format("the server is busy: {} requests are queued (--max-queued-requests {})",
-                                    queued_, opt_.max_queued_requests));
+    throw ApiError(
+        429, fmt::format("the server is busy: {} requests are queued (--max-queued-requests {})",
+                         queued_, opt_.max_queued_requests));
   r.id = next_id_++;
   if (r.external_id.empty()) r.external_id = std::to_string(r.id);
   auto ch = std::make_shared<RequestChannel>(r.id);
@@ -66,7 +68,8 @@ void ServeSource::cancel(int64_t id) {
     std::lock_guard lk(mu_);
     auto it = live_.find(id);
     if (it == live_.end()) return;
-    auto p = std::find_if(pending_.begin(), pending_.end(), [&](const Request& r) { return r.id == id; });
+    auto p = std::find_if(pending_.begin(), pending_.end(),
+                          [&](const Request& r) { return r.id == id; });
     if (p == pending_.end()) {  // with a rank: it frees the pages and reports the abort
       if (std::find(aborts_.begin(), aborts_.end(), id) == aborts_.end()) aborts_.push_back(id);
       return;
@@ -116,7 +119,8 @@ void ServeSource::fail_all(const std::string& why) {
     pending_.clear();
     queued_ = 0;
   }
-  for (auto& [id, l] : left) l.ch->push(RequestEvent{id, {}, {}, FinishReason::Error, why, l.prompt_tokens});
+  for (auto& [id, l] : left)
+    l.ch->push(RequestEvent{id, {}, {}, FinishReason::Error, why, l.prompt_tokens});
 }
 
 bool ServeSource::drain_expired_locked() const {

@@ -58,8 +58,8 @@ class ServeSource final : public RequestSource {
   void cancel(int64_t id);                            // unknown or finished ids are ignored
   void begin_shutdown();
   bool shutting_down() const;
-  int num_queued() const;                       // submitted, no token yet (proxy queue + ranks' waiting)
-  int num_in_flight() const;                    // submitted, not finished
+  int num_queued() const;     // submitted, no token yet (proxy queue + ranks' waiting)
+  int num_in_flight() const;  // submitted, not finished
   std::vector<RankStatus> rank_status() const;  // as of the last busy step
   // After the loop: finishes any request still open with an error (none should be).
   void fail_all(const std::string& why);

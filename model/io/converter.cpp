@@ -11,6 +11,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "comm/clock.h"
 #include "model/config.h"
 #include "model/io/fp8_block.h"
 #include "model/io/hf_checkpoint.h"
@@ -18,7 +19,6 @@
 #include "model/io/tensor_convert.h"
 #include "model/io/weights_file.h"
 #include "model/io/weights_schema.h"
-#include "comm/clock.h"
 
 namespace dpep {
 namespace {
@@ -315,8 +315,7 @@ void write_all(const HfCheckpoint& ck, const ModelConfig& cfg, const std::vector
     if (opt.progress)
       fmt::print(stderr, "[{:>4}/{}] {:<40} {:<18} {:>7} -> {:<6} {:>9.1f} MB  {:6.1f} s\n", i + 1,
                  jobs.size(), spec.name, shape_str(spec.shape), st_dtype_name(job.pieces[0].dtype),
-                 dtype_name(job.out), bytes / 1e6,
-                 t0.seconds());
+                 dtype_name(job.out), bytes / 1e6, t0.seconds());
   }
   for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) {
     const auto p = std::filesystem::path(ck.dir()) / f;

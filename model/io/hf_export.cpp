@@ -8,10 +8,10 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "comm/clock.h"
 #include "model/io/fp8_block.h"
 #include "model/io/mtp_schema.h"
 #include "model/io/safetensors_writer.h"
-#include "comm/clock.h"
 
 namespace dpep {
 namespace {
@@ -157,8 +157,7 @@ void write_random_hf_checkpoint(const ModelConfig& cfg, const InitOptions& opt,
     w.close();
     if (opt.progress)
       fmt::print(stderr, "wrote {} ({} tensors, {:.1f} MB) {:.1f} s\n", file, decls.size(),
-                 fs::file_size(fs::path(dir) / file) / 1e6,
-                 t0.seconds());
+                 fs::file_size(fs::path(dir) / file) / 1e6, t0.seconds());
   }
   std::ofstream(fs::path(dir) / "model.safetensors.index.json") << index.dump(2);
 }

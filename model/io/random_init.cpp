@@ -8,10 +8,10 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "comm/clock.h"
 #include "model/io/fp8_block.h"
 #include "model/io/hf_checkpoint.h"
 #include "model/io/weights_file.h"
-#include "comm/clock.h"
 
 namespace dpep {
 namespace {
@@ -147,8 +147,7 @@ void write_random_model(const ModelConfig& cfg, const InitOptions& opt, const st
       }
       if (opt.progress)
         fmt::print(stderr, "[{:>4}/{}] {:<40} {:<8} {:6.1f} s\n", i + 1, specs.size(), spec.name,
-                   dtype_name(dt),
-                   t0.seconds());
+                   dtype_name(dt), t0.seconds());
     }
     if (!tokenizer_dir.empty()) {
       int copied = 0;

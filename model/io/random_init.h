@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "model/config.h"
-#include "model/ops/dtypes.h"
 #include "model/io/weights_schema.h"
+#include "model/ops/dtypes.h"
 
 namespace dpep {
 

@@ -3,8 +3,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/ops/dtypes.h"
 #include "model/io/safetensors.h"
+#include "model/ops/dtypes.h"
 
 namespace dpep {
 

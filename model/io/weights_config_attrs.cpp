@@ -45,9 +45,9 @@ ModelConfig read_config_attrs(hid_t obj, const std::string& file) {
     if (cls == H5T_NO_CLASS)
       throw std::runtime_error(fmt::format(
           "{}: missing config attribute '{}' (file from another dpep version?)", file, key));
-    const H5T_class_t want = kind == FieldKind::Real     ? H5T_FLOAT
+    const H5T_class_t want = kind == FieldKind::Real   ? H5T_FLOAT
                              : kind == FieldKind::Name ? H5T_STRING
-                                                         : H5T_INTEGER;
+                                                       : H5T_INTEGER;
     if (cls != want)
       throw std::runtime_error(
           fmt::format("{}: config attribute '{}' has the wrong type", file, key));

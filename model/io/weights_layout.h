@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "model/ops/dtypes.h"
 #include "model/io/fp8_block.h"
+#include "model/ops/dtypes.h"
 
 namespace dpep::layout {
 
