@@ -111,7 +111,8 @@ class LoopbackExchange final : public ExpertExchange {
 };
 
 // Shared by every implementation: the home-side weighted sum in slot order.
-// rows_for_token(t, j) must return the y row of token t, slot j.
+// slot_rows[t * topk + j] is the y row of token t, slot j (null for an unused slot);
+// out[t] = sum over j = 0..topk-1, in that order, of topk_weights[t][j] * slot_rows[t * topk + j].
 void weighted_sum_in_slot_order(const DispatchHandle& h, const std::vector<const float*>& slot_rows,
                                 float* out);
 

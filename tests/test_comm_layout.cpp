@@ -1,6 +1,8 @@
 // comm pieces that need no mpirun: layout counting, loopback contract, thread defaults.
 #include <gtest/gtest.h>
 
+#include <atomic>
+
 #include <chrono>
 #include <thread>
 
@@ -55,12 +57,23 @@ TEST(CommContext, DefaultThreadsShareTheHost) {
 }
 
 TEST(CommWatchdog, ScopesThatEndInTimeDoNotFire) {
-  Watchdog wd(std::chrono::milliseconds(300));
+  // A trip would abort the process; the hook runs first and records it, so the test can say so.
+  std::atomic<int> trips{0};
+  Watchdog wd(std::chrono::milliseconds(2000));
+  wd.set_on_trip([&](const std::string&) { trips++; });
   for (int i = 0; i < 4; ++i) {
     wd.set_step(i);
     Watchdog::Scope s(&wd, "short collective");
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // outside any scope
+  // Time between steps never counts, however long.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_EQ(wd.step_age().count(), 0);
+  wd.begin_step(9);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_GT(wd.step_age().count(), 0);  // inside a step its age grows
+  wd.end_step();
+  EXPECT_EQ(wd.step_age().count(), 0);
+  EXPECT_EQ(trips.load(), 0);
   Watchdog::Scope none(nullptr, "null watchdog is allowed");
 }
