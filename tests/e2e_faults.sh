@@ -85,21 +85,14 @@ else
 fi
 
 # (b) serve on 2 ranks, 4 long streamed completions in flight, kill -9 of rank 1.
-for attempt in 1 2 3; do
-  PORT=$((20000 + RANDOM % 20000))
-  : >"$W/serve.out"
-  setsid "${MPIRUN[@]}" -np 2 "$DPEP" serve --model "$W/m.h5" --port $PORT --log-dir "$W/logs-serve" \
-    --kv-cache-tokens 16384 --max-batch-size 8 >"$W/serve.out" 2>"$W/serve.err" &
-  JOB=$!
-  for _ in $(seq 1 300); do
-    grep -q "ready at" "$W/serve.out" && break
-    kill -0 "$JOB" 2>/dev/null || break
-    sleep 0.1
-  done
-  grep -q "ready at" "$W/serve.out" && break
-  grep -q "cannot listen" "$W/serve.err" || { cat "$W/serve.err"; break; }
-  wait "$JOB"; JOB=""
-done
+. "$(dirname "$0")/lib/serve.sh"
+if serve_start "$W/serve.out" "$W/serve.err" "${MPIRUN[@]}" -np 2 "$DPEP" serve --model "$W/m.h5" \
+  --port 0 --log-dir "$W/logs-serve" --kv-cache-tokens 16384 --max-batch-size 8; then
+  JOB=$SERVE_PID
+  PORT=$SERVE_PORT
+else
+  JOB=$SERVE_PID
+fi
 if ! grep -q "ready at" "$W/serve.out"; then
   bad "serve: the server did not start"
 else

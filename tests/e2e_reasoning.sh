@@ -15,45 +15,22 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 W=$(mktemp -d)
 MPIRUN=(mpirun --oversubscribe --allow-run-as-root --mca mpi_yield_when_idle 1 --mca btl self,vader,tcp)
 export OMP_NUM_THREADS=1
+. "$HERE/lib/serve.sh"
 declare -A PID=() PORT=()
 stop_server() {  # name: mpirun forwards SIGTERM to the ranks; what is left after 5 s is killed
-  local p=${PID[$1]:-}
-  if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
-    kill -TERM "$p" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    pkill -KILL -P "$p" 2>/dev/null || true
-    kill -KILL "$p" 2>/dev/null || true
-  fi
+  serve_stop "${PID[$1]:-}" 5
   PID[$1]=""
 }
 trap 'stop_server r; stop_server p; rm -rf "$W"' EXIT
 
-launch() {  # name model extra-flags...: starts a server on a random port in 20000-39999
+launch() {  # name model extra-flags...: starts a server on a port the kernel picks, waits for it
   local name=$1 model=$2
   shift 2
-  PORT[$name]=$((20000 + RANDOM % 20000))
-  : >"$W/$name.out"
-  setsid "${MPIRUN[@]}" -np 2 "$DPEP" serve --model "$model" --port "${PORT[$name]}" --log-dir "$W/logs-$name" \
-    --kv-cache-tokens 4096 --max-batch-size 2 --reasoning-parser deepseek-r1 "$@" \
-    >"$W/$name.out" 2>"$W/$name.err" &
-  PID[$name]=$!
-}
-
-wait_ready() {  # name model extra-flags...: waits up to 30 s; a taken port gets two more tries
-  local name=$1
-  for attempt in 1 2 3; do
-    for _ in $(seq 1 300); do
-      grep -q "ready at http://127.0.0.1:${PORT[$name]}" "$W/$name.out" && return 0
-      kill -0 "${PID[$name]}" 2>/dev/null || break
-      sleep 0.1
-    done
-    if grep -q "cannot listen" "$W/$name.err" && [ "$attempt" -lt 3 ]; then
-      stop_server "$name"
-      launch "$@"
-      continue
-    fi
-    echo "server $name did not become ready"; cat "$W/$name.err"; exit 1
-  done
+  serve_start "$W/$name.out" "$W/$name.err" "${MPIRUN[@]}" -np 2 "$DPEP" serve --model "$model" \
+    --port 0 --log-dir "$W/logs-$name" --kv-cache-tokens 4096 --max-batch-size 2 \
+    --reasoning-parser deepseek-r1 "$@" || exit 1
+  PID[$name]=$SERVE_PID
+  PORT[$name]=$SERVE_PORT
 }
 
 t0=$SECONDS
@@ -64,8 +41,6 @@ R_ARGS=(r "$W/r.h5")
 P_ARGS=(p "$W/p.h5" --tokenizer preset)
 launch "${R_ARGS[@]}"
 launch "${P_ARGS[@]}"
-wait_ready "${R_ARGS[@]}"
-wait_ready "${P_ARGS[@]}"
 [ "${PORT[r]}" != "${PORT[p]}" ] || { echo "both servers on one port?"; exit 1; }
 echo "servers up on ports ${PORT[r]} (real tokenizer) and ${PORT[p]} (preset) in $((SECONDS - t0)) s"
 grep -q "tokenizer: yes" "$W/logs-r/rank-0000.log" || { echo "R has no tokenizer"; exit 1; }

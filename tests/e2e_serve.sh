@@ -10,42 +10,24 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 W=$(mktemp -d)
 MPIRUN=(mpirun --oversubscribe --allow-run-as-root --mca mpi_yield_when_idle 1 --mca btl self,vader,tcp)
 export OMP_NUM_THREADS=1
+. "$HERE/lib/serve.sh"
 SERVER=""
 stop_server() {  # mpirun forwards SIGTERM to the ranks; what is left after 5 s is killed
-  if [ -n "$SERVER" ] && kill -0 "$SERVER" 2>/dev/null; then
-    kill -TERM "$SERVER" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$SERVER" 2>/dev/null || break; sleep 0.1; done
-    pkill -KILL -P "$SERVER" 2>/dev/null || true
-    kill -KILL "$SERVER" 2>/dev/null || true
-  fi
+  serve_stop "$SERVER" 5
   SERVER=""
 }
 trap 'stop_server; rm -rf "$W"' EXIT
 KEY=sk-e2e-$RANDOM
 
 start_server() {  # extra serve flags...
-  for attempt in 1 2 3; do
-    PORT=$((20000 + RANDOM % 20000))
-    : >"$W/serve.out"
-    setsid "${MPIRUN[@]}" -np 2 "$DPEP" serve --model "$W/m.h5" --port $PORT --log-dir "$W/logs" \
-      --kv-cache-tokens 8192 --max-batch-size 2 --matmul-dtype fp32 "$@" >"$W/serve.out" 2>"$W/serve.err" &
-    SERVER=$!
-    for _ in $(seq 1 300); do
-      grep -q "ready at http://127.0.0.1:$PORT" "$W/serve.out" && return 0
-      kill -0 "$SERVER" 2>/dev/null || break
-      sleep 0.1
-    done
-    grep -q "cannot listen" "$W/serve.err" && { stop_server; continue; }  # port taken: another
-    echo "server did not become ready"; cat "$W/serve.err"; exit 1
-  done
-  echo "no free port"; exit 1
+  serve_start "$W/serve.out" "$W/serve.err" "${MPIRUN[@]}" -np 2 "$DPEP" serve --model "$W/m.h5" \
+    --port 0 --log-dir "$W/logs" --kv-cache-tokens 8192 --max-batch-size 2 --matmul-dtype fp32 \
+    "$@" || exit 1
+  SERVER=$SERVE_PID
+  PORT=$SERVE_PORT
 }
 
-rank0_pid() {  # the rank-0 process of the running server
-  for p in $(pgrep -P "$SERVER"); do
-    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=0; then echo "$p"; return; fi
-  done
-}
+rank0_pid() { serve_rank0_pid "$SERVER"; }
 
 "$DPEP" init-model --preset tiny --seed 1 --out "$W/m.h5" --quiet 2>/dev/null
 # Reference: the same prompts through dpep generate (offline path).

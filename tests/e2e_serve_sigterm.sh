@@ -20,18 +20,13 @@ cleanup() {
 }
 trap cleanup EXIT
 "$DPEP" init-model --preset tiny --seed 1 --out "$W/m.h5" --quiet 2>/dev/null
-"$HERE/../scripts/dpep-mpirun" --oversubscribe --mca mpi_yield_when_idle 1 --mca btl self,vader,tcp \
-  -np 2 "$DPEP" serve --model "$W/m.h5" --port 0 --log-dir "$W/logs" --kv-cache-tokens 8192 \
-  --max-batch-size 1 --drain-timeout 120 >"$W/serve.out" 2>"$W/serve.err" &
-JOB=$!
-PORT=""
-for _ in $(seq 1 600); do
-  PORT=$(sed -n 's|.*ready at http://127.0.0.1:\([0-9]*\).*|\1|p' "$W/serve.out")
-  [ -n "$PORT" ] && break
-  kill -0 "$JOB" 2>/dev/null || { echo "FAIL: serve did not start"; cat "$W/serve.err"; exit 1; }
-  sleep 0.1
-done
-[ -n "$PORT" ] || { echo "FAIL: serve not ready"; exit 1; }
+. "$HERE/lib/serve.sh"
+serve_start "$W/serve.out" "$W/serve.err" "$HERE/../scripts/dpep-mpirun" --oversubscribe \
+  --mca mpi_yield_when_idle 1 --mca btl self,vader,tcp -np 2 "$DPEP" serve --model "$W/m.h5" \
+  --port 0 --log-dir "$W/logs" --kv-cache-tokens 8192 --max-batch-size 1 --drain-timeout 120 ||
+  { echo "FAIL: serve did not start"; exit 1; }
+JOB=$SERVE_PID
+PORT=$SERVE_PORT
 
 # 6 requests of 1900 tokens, one running slot per rank: each rank runs 3 in a row, several
 # seconds in all. SIGTERM goes to the wrapper once every request has been accepted.

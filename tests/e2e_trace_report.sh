@@ -162,17 +162,11 @@ print(f"ok one request at -np 2: rank 1 idle in all {s1} steps, rank 0 in none")
 PY
 
 # 3. serve with a trace: a few requests, SIGTERM, then the traces and the report.
-setsid "${MPIRUN[@]}" -np 2 "$DPEP" serve --model "$W/m.h5" --port 0 --kv-cache-tokens 2048 \
-  --log-dir "$W/logs-serve" --trace-dir "$W/trace-serve" >"$W/serve.out" 2>"$W/serve.err" &
-JOB=$!
-PORT=""
-for _ in $(seq 1 300); do
-  PORT=$(sed -n 's|.*ready at http://127.0.0.1:\([0-9]*\).*|\1|p' "$W/serve.out")
-  [ -n "$PORT" ] && break
-  kill -0 "$JOB" 2>/dev/null || break
-  sleep 0.1
-done
-[ -n "$PORT" ] || { echo "server did not become ready"; cat "$W/serve.err"; exit 1; }
+. "$(dirname "$0")/lib/serve.sh"
+serve_start "$W/serve.out" "$W/serve.err" "${MPIRUN[@]}" -np 2 "$DPEP" serve --model "$W/m.h5" \
+  --port 0 --kv-cache-tokens 2048 --log-dir "$W/logs-serve" --trace-dir "$W/trace-serve" || exit 1
+JOB=$SERVE_PID
+PORT=$SERVE_PORT
 python3 - "$PORT" <<'PY'
 import json, sys, urllib.request
 for i in range(4):

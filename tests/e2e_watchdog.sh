@@ -75,19 +75,13 @@ grep -m1 "watchdog:" "$W/offline.out"
 echo "ok offline: a stopped rank ends the job"
 
 # ---- serve ----
+. "$(dirname "$0")/lib/serve.sh"
 start_server() {
-  : >"$W/serve.out"
-  "${MPIRUN[@]}" -np 2 "$DPEP" serve --model "$W/m.h5" --port 0 --log-dir "$W/slogs" --tokenizer preset \
-    --kv-cache-tokens 8192 --watchdog-timeout $TIMEOUT >"$W/serve.out" 2>"$W/serve.err" &
-  JOB=$!
-  PORT=""
-  for _ in $(seq 1 600); do
-    PORT=$(sed -n 's|.*ready at http://127.0.0.1:\([0-9]*\).*|\1|p' "$W/serve.out")
-    [ -n "$PORT" ] && break
-    kill -0 "$JOB" 2>/dev/null || { echo "FAIL: serve did not start"; cat "$W/serve.err"; exit 1; }
-    sleep 0.1
-  done
-  [ -n "$PORT" ] || { echo "FAIL: serve not ready"; exit 1; }
+  serve_start "$W/serve.out" "$W/serve.err" "${MPIRUN[@]}" -np 2 "$DPEP" serve --model "$W/m.h5" \
+    --port 0 --log-dir "$W/slogs" --tokenizer preset --kv-cache-tokens 8192 \
+    --watchdog-timeout $TIMEOUT || { echo "FAIL: serve did not start"; exit 1; }
+  JOB=$SERVE_PID
+  PORT=$SERVE_PORT
 }
 start_server
 R1=$(rank_pid 1)
