@@ -34,23 +34,12 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
 "$DPEP" init-model --preset tiny --seed 1 --out "$W/m.h5" --quiet >/dev/null 2>&1 || fail "init-model"
-for attempt in 1 2 3; do
-  PORT=$((20000 + RANDOM % 20000))
-  : >"$W/serve.out"
-  setsid "${MPIRUN[@]}" -np 2 "$DPEP" serve --model "$W/m.h5" --port $PORT --threads 1 \
-    --max-batch-size 128 --kv-cache-tokens 16384 --http-threads $((CONC + 64)) \
-    --log-dir "$W/logs" >"$W/serve.out" 2>"$W/serve.err" &
-  JOB=$!
-  for _ in $(seq 1 600); do
-    grep -q "ready at" "$W/serve.out" && break
-    kill -0 $JOB 2>/dev/null || break
-    sleep 0.1
-  done
-  grep -q "ready at" "$W/serve.out" && break
-  grep -q "cannot listen" "$W/serve.err" || { cat "$W/serve.err"; fail "server did not start"; }
-  wait $JOB; JOB=""
-done
-[ -n "$JOB" ] || fail "no free port"
+. "$(cd "$(dirname "$0")/.." && pwd)/tests/lib/serve.sh"
+serve_start "$W/serve.out" "$W/serve.err" "${MPIRUN[@]}" -np 2 "$DPEP" serve --model "$W/m.h5" \
+  --port 0 --threads 1 --max-batch-size 128 --kv-cache-tokens 16384 \
+  --http-threads $((CONC + 64)) --log-dir "$W/logs" || fail "server did not start"
+JOB=$SERVE_PID
+PORT=$SERVE_PORT
 PIDS=()
 for r in 0 1; do
   for p in $(pgrep -P $JOB); do
