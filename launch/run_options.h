@@ -6,6 +6,7 @@
 #include <string>
 
 #include "model/linear.h"
+#include "runtime/engine_config.h"
 
 namespace dpep {
 
@@ -19,13 +20,14 @@ struct ModelArgs {
 };
 
 struct RunArgs {
-  int max_batch_size = 256;
-  int max_prefill_tokens = 8192;
-  long long kv_cache_tokens = 0;
-  double cache_max_entry_count = 0.3;
-  int page_size = 64;
-  bool disable_prefix_caching = false;
-  double prefill_step_factor = 0.0;
+  // Engine knobs: defaults from EngineConfig (runtime/engine_config.h), stated there once.
+  int max_batch_size = EngineConfig{}.max_batch_size;
+  int max_prefill_tokens = EngineConfig{}.max_prefill_tokens;
+  long long kv_cache_tokens = EngineConfig{}.kv_cache_tokens;
+  double cache_max_entry_count = EngineConfig{}.cache_max_entry_count;
+  int page_size = EngineConfig{}.page_size;
+  bool disable_prefix_caching = !EngineConfig{}.prefix_caching;
+  double prefill_step_factor = EngineConfig{}.prefill_step_factor;
   int threads = 0;  // 0 = host cores / ranks on the host
   std::string log_dir = "./logs";
   std::string log_level = "info";
