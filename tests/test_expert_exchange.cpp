@@ -1,4 +1,4 @@
-// comm pieces that need no mpirun: layout counting, loopback contract, thread defaults.
+// comm/expert_exchange without mpirun: layout counting and the loopback contract.
 #include <gtest/gtest.h>
 
 #include "comm/expert_exchange.h"
