@@ -36,6 +36,9 @@ serve_stop() {
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   local deadline=$((SECONDS + grace))
   while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+  # Whatever is left: the ranks first (children of mpirun; they may sit in process groups of
+  # their own), then the session.
+  pkill -KILL -P "$pid" 2>/dev/null || true
   kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   return 0
