@@ -112,4 +112,24 @@ inline ForwardBatch one_seq_batch(SimpleCache& cache, int seq, const std::vector
   return b;
 }
 
+// Several whole prompts as one batch: one new sequence each from position 0, logits at each
+// prompt's last row (in prompt order).
+inline ForwardBatch prompts_batch(SimpleCache& cache,
+                                  const std::vector<std::vector<int>>& prompts) {
+  ForwardBatch b;
+  for (const auto& p : prompts) {
+    const int s = cache.new_seq();
+    cache.ensure(s, p.size());
+    const int begin = b.num_rows();
+    for (int i = 0; i < int(p.size()); ++i) {
+      b.token_ids.push_back(p[i]);
+      b.positions.push_back(i);
+    }
+    b.seqs.push_back(
+        {begin, int(p.size()), 0, cache.tables[s].data(), int(cache.tables[s].size())});
+    b.logits_rows.push_back(b.num_rows() - 1);
+  }
+  return b;
+}
+
 }  // namespace dpep::testing

@@ -73,19 +73,7 @@ TEST(Bf16Model, BatchedEqualsAloneBitwiseAcrossThreads) {
     omp_set_num_threads(threads);
     comm::LoopbackExchange ex;
     SimpleCache cache(c, 32, 16, m->kv_cache_bf16());
-    ForwardBatch b;
-    for (auto& p : prompts) {
-      int s = cache.new_seq();
-      cache.ensure(s, p.size());
-      int begin = b.num_rows();
-      for (int i = 0; i < int(p.size()); ++i) {
-        b.token_ids.push_back(p[i]);
-        b.positions.push_back(i);
-      }
-      b.seqs.push_back(
-          {begin, int(p.size()), 0, cache.tables[s].data(), int(cache.tables[s].size())});
-      b.logits_rows.push_back(b.num_rows() - 1);
-    }
+    ForwardBatch b = prompts_batch(cache, prompts);
     std::vector<float> lg;
     m->forward(b, cache.view, ex, lg);
     for (size_t i = 0; i < prompts.size(); ++i)

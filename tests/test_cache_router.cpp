@@ -4,22 +4,13 @@
 
 #include "runtime/cache_router.h"
 #include "runtime/wire.h"
+#include "scheduler_test_util.h"
 
 using namespace dpep;
+using namespace dpep::testing;
 
 namespace {
 constexpr int kPs = 4;
-
-std::vector<int> toks(int base, int n) {
-  std::vector<int> t;
-  for (int i = 0; i < n; ++i) t.push_back(base + i);
-  return t;
-}
-
-std::vector<int> concat(std::vector<int> a, const std::vector<int>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
 
 // The events a rank's block manager would send after computing `t` (full pages committed).
 std::vector<CacheEvent> committed(const std::vector<int>& t, bool added = true) {

@@ -97,19 +97,7 @@ TEST(Forward, BatchOfSequencesEqualsEachAlone) {
     alone.push_back(lg);
   }
   SimpleCache cache(c, 32, 16);
-  ForwardBatch b;
-  for (auto& p : prompts) {
-    int s = cache.new_seq();
-    cache.ensure(s, p.size());
-    int begin = b.num_rows();
-    for (int i = 0; i < int(p.size()); ++i) {
-      b.token_ids.push_back(p[i]);
-      b.positions.push_back(i);
-    }
-    b.seqs.push_back(
-        {begin, int(p.size()), 0, cache.tables[s].data(), int(cache.tables[s].size())});
-    b.logits_rows.push_back(b.num_rows() - 1);
-  }
+  ForwardBatch b = prompts_batch(cache, prompts);
   std::vector<float> lg;
   m.forward(b, cache.view, ex, lg);
   for (size_t i = 0; i < prompts.size(); ++i)

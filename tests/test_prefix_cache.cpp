@@ -7,23 +7,14 @@
 
 #include "runtime/block_manager.h"
 #include "runtime/scheduler.h"
+#include "scheduler_test_util.h"
 
 using namespace dpep;
+using namespace dpep::testing;
 
 namespace {
 
 constexpr int kPs = 4;
-
-std::vector<int> toks(int base, int n) {
-  std::vector<int> t;
-  for (int i = 0; i < n; ++i) t.push_back(base + i);
-  return t;
-}
-
-std::vector<int> concat(std::vector<int> a, const std::vector<int>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
 
 // Allocates pages for `t` and commits every full page, as the scheduler does after a step.
 std::vector<int> compute_and_commit(BlockManager& bm, const std::vector<int>& t) {
@@ -43,30 +34,6 @@ std::vector<int> match_of(const BlockManager& bm, const std::vector<int>& t) {
   std::vector<PageHash> h;
   extend_page_hashes(h, t, kPs);
   return bm.match(h, t, static_cast<int>(h.size()));
-}
-
-std::unique_ptr<Sequence> seq(int64_t id, std::vector<int> prompt, int max_tokens) {
-  auto s = std::make_unique<Sequence>();
-  s->req.id = id;
-  s->req.sampling.max_tokens = max_tokens;
-  s->req.prompt = prompt;
-  s->tokens = prompt;
-  s->num_prompt = static_cast<int>(prompt.size());
-  return s;
-}
-
-// One step where the "model" appends token 7 to every sampled sequence.
-std::vector<std::unique_ptr<Sequence>> fake_step(
-    Scheduler& sch, std::vector<ScheduledChunk>* chunks_out = nullptr) {
-  auto chunks = sch.schedule();
-  for (auto& c : chunks)
-    if (c.sample) {
-      c.seq->tokens.push_back(7);
-      if (c.seq->num_generated() >= c.seq->req.sampling.max_tokens)
-        c.seq->status = SeqStatus::Finished;
-    }
-  if (chunks_out) *chunks_out = chunks;
-  return sch.postprocess(chunks);
 }
 
 }  // namespace

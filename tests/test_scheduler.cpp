@@ -7,34 +7,18 @@
 
 #include "runtime/block_manager.h"
 #include "runtime/scheduler.h"
+#include "scheduler_test_util.h"
 
 using namespace dpep;
+using namespace dpep::testing;
 
 namespace {
 
 constexpr int kPs = 16;
 
+// A prompt of prompt_len distinct ids (they differ between ids).
 std::unique_ptr<Sequence> seq(int64_t id, int prompt_len, int max_tokens) {
-  auto s = std::make_unique<Sequence>();
-  s->req.id = id;
-  s->req.sampling.max_tokens = max_tokens;
-  for (int i = 0; i < prompt_len; ++i) s->req.prompt.push_back(100 * static_cast<int>(id) + i);
-  s->tokens = s->req.prompt;
-  s->num_prompt = prompt_len;
-  return s;
-}
-
-std::vector<std::unique_ptr<Sequence>> fake_step(Scheduler& sch,
-                                                 std::vector<ScheduledChunk>* out = nullptr) {
-  auto chunks = sch.schedule();
-  for (auto& c : chunks)
-    if (c.sample) {
-      c.seq->tokens.push_back(7);
-      if (c.seq->num_generated() >= c.seq->req.sampling.max_tokens)
-        c.seq->status = SeqStatus::Finished;
-    }
-  if (out) *out = chunks;
-  return sch.postprocess(chunks);
+  return dpep::testing::seq(id, toks(100 * static_cast<int>(id), prompt_len), max_tokens);
 }
 
 int rows(const std::vector<ScheduledChunk>& chunks) {
