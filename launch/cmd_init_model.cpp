@@ -19,12 +19,12 @@ int run_init_model(int argc, char** argv) {
   uint64_t seed = 0, shard_mb = 2048;
   bool quiet = false;
   const std::string usage =
-      "usage: dpep init-model --preset tiny|small|bench|v3 [--set key=value ...] --seed N "
+      "usage: dpep init-model --preset tiny|small|bench|v3 [--set key=value ...] [--seed N] "
       "[--dtype bf16|fp32|fp8] --out FILE.h5";
   po::options_description desc("options");
   desc.add_options()("preset", po::value(&preset)->required(), "tiny, small, bench or v3")(
       "set", po::value(&sets)->composing(), "override a config field, e.g. num_hidden_layers=4")(
-      "seed", po::value(&seed)->required(), "random seed (same seed, same weights)")(
+      "seed", po::value(&seed)->default_value(seed), "random seed (same seed, same weights)")(
       "dtype", po::value(&dtype)->default_value("bf16"),
       "bf16, fp32, or fp8 (linear weights e4m3 with 128x128 block scales)")(
       "out", po::value(&out), "output dpep model file (.h5)")(

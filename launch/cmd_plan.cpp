@@ -34,6 +34,7 @@ nlohmann::json plan_json(const MemoryPlan& p, const PlanFlags& f, uint64_t avail
           {"kv_tokens", p.kv_tokens},
           {"kv_bytes_per_token", p.kv_bytes_per_token},
           {"kv_bytes", p.kv_bytes},
+          {"max_prefill_tokens", p.max_prefill_tokens},
           {"activations", p.activations},
           {"overhead", p.overhead},
           {"largest_tensor", p.largest_tensor},
@@ -42,7 +43,7 @@ nlohmann::json plan_json(const MemoryPlan& p, const PlanFlags& f, uint64_t avail
 }
 
 int run_plan(int argc, char** argv) {
-  std::string model, hf, preset, dtype, matmul_dtype = "fp32";
+  std::string model, hf, preset, dtype, matmul_dtype = "auto";
   std::vector<std::string> sets;
   RunArgs rargs;
   int ranks = 0, ranks_per_host = 1;
@@ -63,12 +64,12 @@ int run_plan(int argc, char** argv) {
       "ranks-per-host", po::value(&ranks_per_host)->default_value(ranks_per_host),
       "ranks sharing one host (for --cache-max-entry-count and the fit on this host)")(
       "matmul-dtype", po::value(&matmul_dtype)->default_value(matmul_dtype),
-      "fp32 or bf16 (bf16 keeps the latent cache in bf16)")(
+      "auto, bf16 or fp32, as for generate (bf16 keeps the latent cache in bf16)")(
       "max-batch-size", po::value(&rargs.max_batch_size)->default_value(rargs.max_batch_size),
       "running sequences per rank")(
       "max-prefill-tokens",
       po::value(&rargs.max_prefill_tokens)->default_value(rargs.max_prefill_tokens),
-      "prefill tokens per step per rank")(
+      "prefill tokens per step per rank (0: auto, the largest of 8192, ..., 256 that fits)")(
       "kv-cache-tokens", po::value(&rargs.kv_cache_tokens)->default_value(rargs.kv_cache_tokens),
       "KV cache size per rank in tokens (0: --cache-max-entry-count of this host's memory)")(
       "cache-max-entry-count",
@@ -89,9 +90,7 @@ int run_plan(int argc, char** argv) {
   if (ranks_per_host < 1 || ranks_per_host > ranks)
     throw std::invalid_argument("--ranks-per-host must be in [1, --ranks]");
   rargs.validate();
-  if (matmul_dtype != "fp32" && matmul_dtype != "bf16")
-    throw std::invalid_argument(
-        fmt::format("unknown --matmul-dtype '{}' (fp32, bf16)", matmul_dtype));
+  resolve_matmul_dtype(matmul_dtype);  // throws on an unknown name
 
   ModelConfig cfg;
   std::vector<PlanTensor> tensors;
@@ -137,6 +136,8 @@ int run_plan(int argc, char** argv) {
                                                    ranks_per_host);
   f.kv_bf16 = plan_kv_bf16(cfg, matmul_dtype);
   const HostMemory host = detect_host_memory();
+  const bool auto_prefill = f.max_prefill_tokens == 0;
+  if (auto_prefill) f.max_prefill_tokens = auto_max_prefill_tokens(cfg, tensors, f, host.available);
   const MemoryPlan p = make_memory_plan(cfg, tensors, f, host.available);
   if (json) {
     fmt::print("{}\n", plan_json(p, f, host.available).dump());
@@ -149,6 +150,9 @@ int run_plan(int argc, char** argv) {
           ? fmt::format(" ({} MTP layer(s) not loaded, not counted)", cfg.num_nextn_predict_layers)
           : "");
   fmt::print("ranks: {} ({} per host), {} threads per rank\n", ranks, ranks_per_host, f.threads);
+  if (auto_prefill)
+    fmt::print("--max-prefill-tokens auto: {} (the largest of 8192, ..., 256 that fits)\n",
+               f.max_prefill_tokens);
   fmt::print("per rank:\n{}\n", format_memory_plan(p, f));
   const uint64_t host_need = p.peak() * ranks_per_host;
   fmt::print("per host: {} for {} rank(s); this host has {} ({})\n", format_bytes(host_need),

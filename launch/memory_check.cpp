@@ -13,7 +13,7 @@
 namespace dpep {
 
 bool plan_kv_bf16(const ModelConfig& c, const std::string& matmul_dtype) {
-  return matmul_dtype == "bf16" && mla_bf16_cache_supported() &&
+  return resolve_matmul_dtype(matmul_dtype) == MatmulDType::BF16 && mla_bf16_cache_supported() &&
          (c.kv_lora_rank + c.qk_rope_head_dim) % 2 == 0;
 }
 
@@ -66,7 +66,16 @@ MemoryPlan check_memory_plan(const comm::MpiContext& mpi, comm::ControlPlane& cp
   MPI_Bcast(&avail, 1, MPI_UINT64_T, 0, mpi.node());
   MemoryPlan plan;
   agree_or_throw(
-      cp, [&] { plan = make_memory_plan(cfg, tensors, f, avail); }, "memory plan");
+      cp,
+      [&] {
+        if (f.max_prefill_tokens == 0) {
+          f.max_prefill_tokens = auto_max_prefill_tokens(cfg, tensors, f, avail);
+          log.info("--max-prefill-tokens auto: {} (the largest that fits the memory plan)",
+                   f.max_prefill_tokens);
+        }
+        plan = make_memory_plan(cfg, tensors, f, avail);
+      },
+      "memory plan");
   log.info("memory plan of this rank (stored dtypes; the MTP layers are not loaded):\n{}",
            format_memory_plan(plan, f));
   // 3. The host's total.

@@ -135,7 +135,7 @@ RankRuntime setup_rank(int* argc, char*** argv, const ModelArgs& margs, const Ru
         }
         EngineConfig ec;
         ec.max_batch_size = rargs.max_batch_size;
-        ec.max_prefill_tokens = rargs.max_prefill_tokens;
+        ec.max_prefill_tokens = plan.max_prefill_tokens;  // auto resolved by the plan
         ec.page_size = rargs.page_size;
         ec.prefix_caching = !rargs.disable_prefix_caching;
         ec.prefill_step_factor = rargs.prefill_step_factor;

@@ -28,7 +28,8 @@ void RunArgs::add_to(po::options_description& d) {
   d.add_options()("max-batch-size", po::value(&max_batch_size)->default_value(max_batch_size),
                   "running sequences per rank")(
       "max-prefill-tokens", po::value(&max_prefill_tokens)->default_value(max_prefill_tokens),
-      "prefill tokens per step per rank (chunked prefill)")(
+      "prefill tokens per step per rank (chunked prefill); 0: auto, the largest of 8192, 4096, "
+      "..., 256 for which the memory plan fits the host")(
       "kv-cache-tokens", po::value(&kv_cache_tokens)->default_value(kv_cache_tokens),
       "KV cache size per rank in tokens (0: use --cache-max-entry-count)")(
       "cache-max-entry-count",
@@ -59,7 +60,7 @@ void RunArgs::validate() const {
     if (!ok) throw std::invalid_argument(msg);
   };
   need(max_batch_size >= 1, "--max-batch-size must be >= 1");
-  need(max_prefill_tokens >= 1, "--max-prefill-tokens must be >= 1");
+  need(max_prefill_tokens >= 0, "--max-prefill-tokens must be >= 0 (0: auto)");
   need(kv_cache_tokens >= 0, "--kv-cache-tokens must be >= 0");
   need(cache_max_entry_count > 0 && cache_max_entry_count <= 0.95,
        "--cache-max-entry-count must be in (0, 0.95]");

@@ -22,7 +22,7 @@ struct ModelArgs {
 struct RunArgs {
   // Engine knobs: defaults from EngineConfig (runtime/engine_config.h), stated there once.
   int max_batch_size = EngineConfig{}.max_batch_size;
-  int max_prefill_tokens = EngineConfig{}.max_prefill_tokens;
+  int max_prefill_tokens = 0;  // 0: auto, the memory plan picks it (auto_max_prefill_tokens)
   long long kv_cache_tokens = EngineConfig{}.kv_cache_tokens;
   double cache_max_entry_count = EngineConfig{}.cache_max_entry_count;
   int page_size = EngineConfig{}.page_size;

@@ -15,7 +15,7 @@ json_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[s
 # 1. plan of a model file = plan of the preset it was made from = plan of its HF export.
 "$DPEP" init-model --preset tiny --seed 3 --dtype fp8 --out "$TMP/tiny-fp8.h5" --quiet
 "$DPEP" init-model --preset tiny --seed 3 --dtype fp8 --hf-out "$TMP/hf" --quiet 2> /dev/null
-common=(--ranks 2 --ranks-per-host 2 --kv-cache-tokens 1000 --threads 1 --json)
+common=(--ranks 2 --ranks-per-host 2 --kv-cache-tokens 1000 --threads 1 --matmul-dtype fp32 --json)
 "$DPEP" plan --model "$TMP/tiny-fp8.h5" "${common[@]}" > "$TMP/file.json"
 "$DPEP" plan --preset tiny --dtype fp8 "${common[@]}" > "$TMP/preset.json"
 "$DPEP" plan --hf "$TMP/hf" "${common[@]}" > "$TMP/hf.json"

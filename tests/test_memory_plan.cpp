@@ -203,3 +203,26 @@ TEST(HostMemory, Parsers) {
   for (const char* bad : {"", "G", "12X", "-1", "1e30", "abc"})
     EXPECT_THROW(parse_byte_size(bad), std::invalid_argument) << bad;
 }
+
+TEST(MemoryPlan, AutoPrefillTokensIsTheLargestThatFits) {
+  const ModelConfig c = ModelConfig::preset("small");
+  const auto t = plan_tensors_for_init(c, DType::BF16);
+  PlanFlags f = flags(2);
+  f.ranks_per_host = 2;
+  auto peak_at = [&](int n) {
+    PlanFlags g = f;
+    g.max_prefill_tokens = n;
+    return make_memory_plan(c, t, g, 0).peak();
+  };
+  ASSERT_LT(peak_at(2048), peak_at(4096));  // activations grow with the prefill rows
+  // Room for two ranks at 2048 rows but not at 4096: 2048.
+  const uint64_t between = peak_at(2048) * 2 + (peak_at(4096) - peak_at(2048));
+  EXPECT_EQ(auto_max_prefill_tokens(c, t, f, between), 2048);
+  EXPECT_EQ(auto_max_prefill_tokens(c, t, f, peak_at(8192) * 2), 8192);
+  EXPECT_EQ(auto_max_prefill_tokens(c, t, f, peak_at(256) * 2), 256);
+  // Nothing fits: 8192, and the plan's misfit message speaks.
+  EXPECT_EQ(auto_max_prefill_tokens(c, t, f, peak_at(256)), 8192);
+  // The plan records the rows it planned for.
+  f.max_prefill_tokens = 512;
+  EXPECT_EQ(make_memory_plan(c, t, f, 0).max_prefill_tokens, 512);
+}

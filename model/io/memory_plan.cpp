@@ -134,8 +134,20 @@ MemoryPlan make_memory_plan(const ModelConfig& c, const std::vector<PlanTensor>&
   pages = std::clamp<long long>(pages, 1, 1ll << 30);
   p.kv_tokens = pages * f.page_size;
   p.kv_bytes = static_cast<uint64_t>(pages) * page_bytes;
+  p.max_prefill_tokens = f.max_prefill_tokens;
   p.activations = activation_bytes_at(c, f, context_bound(c, p.kv_tokens));
   return p;
+}
+
+int auto_max_prefill_tokens(const ModelConfig& c, const std::vector<PlanTensor>& tensors,
+                            PlanFlags f, uint64_t host_available) {
+  constexpr int kLargest = 8192, kSmallest = 256;
+  for (int n = kLargest; n >= kSmallest; n /= 2) {
+    f.max_prefill_tokens = n;
+    const MemoryPlan p = make_memory_plan(c, tensors, f, host_available);
+    if (p.peak() * static_cast<uint64_t>(f.ranks_per_host) <= host_available) return n;
+  }
+  return kLargest;
 }
 
 std::string format_bytes(uint64_t b) {

@@ -40,7 +40,8 @@ struct MemoryPlan {
   uint64_t largest_tensor = 0;  // transient while loading: one tensor's stored bytes
   long long kv_tokens = 0;      // whole pages
   uint64_t kv_bytes_per_token = 0, kv_bytes = 0;
-  uint64_t activations = 0;  // one step's buffers at max_prefill_tokens + max_batch_size rows
+  int max_prefill_tokens = 0;  // the prefill rows per step the activations are planned for
+  uint64_t activations = 0;    // one step's buffers at max_prefill_tokens + max_batch_size rows
   uint64_t overhead = 0;     // libraries, MPI, BLAS buffers, thread stacks (allowance)
 
   uint64_t weights() const { return weights_f32 + weights_bf16 + weights_fp8 + fp8_scales; }
@@ -66,6 +67,12 @@ uint64_t kv_cache_bytes_per_token(const ModelConfig& c, bool bf16);
 // the residual stream, the largest of attention / dense MLP / MoE transients (MoE rows with 2x
 // headroom over balanced routing), and the logits.
 uint64_t activation_bytes(const ModelConfig& c, const PlanFlags& f);
+
+// --max-prefill-tokens 0 (auto), as SGLang sizes its chunked prefill by the memory it has: the
+// largest of 8192, 4096, ..., 256 prefill tokens per step for which `ranks_per_host` ranks fit in
+// `host_available` (f.max_prefill_tokens is ignored). 8192 if none fits: the plan then says so.
+int auto_max_prefill_tokens(const ModelConfig& c, const std::vector<PlanTensor>& tensors,
+                            PlanFlags f, uint64_t host_available);
 
 // Fixed per-rank allowance for what is neither weights, cache nor activations.
 uint64_t runtime_overhead_bytes(int threads);
