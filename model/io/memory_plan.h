@@ -42,7 +42,7 @@ struct MemoryPlan {
   uint64_t kv_bytes_per_token = 0, kv_bytes = 0;
   int max_prefill_tokens = 0;  // the prefill rows per step the activations are planned for
   uint64_t activations = 0;    // one step's buffers at max_prefill_tokens + max_batch_size rows
-  uint64_t overhead = 0;     // libraries, MPI, BLAS buffers, thread stacks (allowance)
+  uint64_t overhead = 0;       // libraries, MPI, BLAS buffers, thread stacks (allowance)
 
   uint64_t weights() const { return weights_f32 + weights_bf16 + weights_fp8 + fp8_scales; }
   // Loading (weights + one tensor in flight) and serving (weights + KV + activations) do not
