@@ -69,7 +69,7 @@ int run_plan(int argc, char** argv) {
       "running sequences per rank")(
       "max-prefill-tokens",
       po::value(&rargs.max_prefill_tokens)->default_value(rargs.max_prefill_tokens),
-      "prefill tokens per step per rank (0: auto, the largest of 8192, ..., 256 that fits)")(
+      "prefill tokens per step per rank (0: auto, as for generate)")(
       "kv-cache-tokens", po::value(&rargs.kv_cache_tokens)->default_value(rargs.kv_cache_tokens),
       "KV cache size per rank in tokens (0: --cache-max-entry-count of this host's memory)")(
       "cache-max-entry-count",
@@ -151,8 +151,9 @@ int run_plan(int argc, char** argv) {
           : "");
   fmt::print("ranks: {} ({} per host), {} threads per rank\n", ranks, ranks_per_host, f.threads);
   if (auto_prefill)
-    fmt::print("--max-prefill-tokens auto: {} (the largest of 8192, ..., 256 that fits)\n",
-               f.max_prefill_tokens);
+    fmt::print(
+        "--max-prefill-tokens auto: {} (activations within 1.5 GB, the ranks within the host)\n",
+        f.max_prefill_tokens);
   fmt::print("per rank:\n{}\n", format_memory_plan(p, f));
   const uint64_t host_need = p.peak() * ranks_per_host;
   fmt::print("per host: {} for {} rank(s); this host has {} ({})\n", format_bytes(host_need),

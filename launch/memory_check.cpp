@@ -70,8 +70,10 @@ MemoryPlan check_memory_plan(const comm::MpiContext& mpi, comm::ControlPlane& cp
       [&] {
         if (f.max_prefill_tokens == 0) {
           f.max_prefill_tokens = auto_max_prefill_tokens(cfg, tensors, f, avail);
-          log.info("--max-prefill-tokens auto: {} (the largest that fits the memory plan)",
-                   f.max_prefill_tokens);
+          log.info(
+              "--max-prefill-tokens auto: {} (activations within 1.5 GB, the ranks within the "
+              "host)",
+              f.max_prefill_tokens);
         }
         plan = make_memory_plan(cfg, tensors, f, avail);
       },

@@ -5,7 +5,7 @@
 #   2. greedy outputs with --matmul-dtype fp32 at np 1 and np 2 must be identical;
 #   3. generate, offline and serve at np 2 with --kv-cache-tokens 4096 (default matmul mode):
 #      each rank's peak RSS (VmHWM) against the FP8 share it holds (goal: at most 2 GB above).
-# Usage: perf/v3_width_proof.sh [DPEP=build/dpep]    (work dir: $DPEP_BENCH_DIR or /tmp/dpep-v3w)
+# Usage: [FP32=0] perf/v3_width_proof.sh [DPEP=build/dpep]    (work dir: $DPEP_BENCH_DIR or /tmp/dpep-v3w)
 # Needs about 20 GB of memory and 11 GB of disk; prints the figures, exits 1 if a goal is missed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,15 +66,16 @@ PY
   done
 }
 
-# 2. Exact mode, np 1 and np 2.
-for np in 1 2; do
+# 2. Exact mode, np 1 and np 2 (FP32=0 skips it).
+for np in $( [[ ${FP32:-1} == 1 ]] && echo 1 2); do
   t0=$SECONDS
   timed fp32-np$np $np "$DPEP" generate "${RUN[@]}" --matmul-dtype fp32 --input-file "$W/prompts.jsonl" \
     --output-file "$W/fp32-np$np.jsonl" --log-dir "$W/logs-fp32-np$np" >/dev/null 2>"$W/fp32-np$np.err" ||
     { echo "fp32 np $np failed:"; tail -5 "$W/fp32-np$np.err"; exit 1; }
   echo "fp32 generate np $np: $((SECONDS - t0)) s"
 done
-if python3 - "$W/fp32-np1.jsonl" "$W/fp32-np2.jsonl" <<'PY'
+if [[ ${FP32:-1} != 1 ]]; then echo "(FP32=0: np 1 against np 2 in fp32 not run)"
+elif python3 - "$W/fp32-np1.jsonl" "$W/fp32-np2.jsonl" <<'PY'
 import json, sys
 a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
 ta = [r["output_ids"] for r in a]
@@ -93,7 +94,7 @@ echo "generate np 2: $((SECONDS - t0)) s, $(wc -l <"$W/gen.jsonl") results"
 report generate "$W/logs-gen" "$(cat "$W/rss-gen-0.txt")" "$(cat "$W/rss-gen-1.txt")"
 
 t0=$SECONDS
-timed off 2 "$DPEP" offline "${RUN[@]}" --num-prompts 16 --random-input-len 128 --random-output-len 16 \
+timed off 2 "$DPEP" offline "${RUN[@]}" --num-prompts 16 --random-input-len 512 --random-output-len 16 \
   --random-range-ratio 1 --log-dir "$W/logs-off" --result-file "$W/off.json" >/dev/null 2>"$W/off.err" ||
   { tail -5 "$W/off.err"; exit 1; }
 echo "offline np 2: $((SECONDS - t0)) s, $(python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print(j['completed'], 'of 16 completed,', round(j['output_throughput'], 2), 'output tok/s')" "$W/off.json")"

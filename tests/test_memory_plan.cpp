@@ -226,3 +226,28 @@ TEST(MemoryPlan, AutoPrefillTokensIsTheLargestThatFits) {
   f.max_prefill_tokens = 512;
   EXPECT_EQ(make_memory_plan(c, t, f, 0).max_prefill_tokens, 512);
 }
+
+TEST(MemoryPlan, AutoPrefillTokensKeepsV3WidthActivationsUnderTheCap) {
+  ModelConfig c = ModelConfig::preset("v3");
+  c.set_field("num_hidden_layers", "3");
+  c.set_field("first_k_dense_replace", "1");
+  c.set_field("n_routed_experts", "64");
+  c.set_field("num_nextn_predict_layers", "0");
+  c.validate();
+  const auto t = plan_tensors_for_init(c, DType::F8E4M3);
+  PlanFlags f;
+  f.ranks = 2;
+  f.ranks_per_host = 2;
+  f.kv_cache_tokens = 4096;
+  f.threads = 1;
+  const uint64_t huge = 1ull << 50;
+  const int n = auto_max_prefill_tokens(c, t, f, huge);
+  auto activations_at = [&](int rows) {
+    PlanFlags g = f;
+    g.max_prefill_tokens = rows;
+    return make_memory_plan(c, t, g, huge).activations;
+  };
+  EXPECT_LE(activations_at(n), kAutoActivationBytes);
+  EXPECT_GT(activations_at(2 * n), kAutoActivationBytes);
+  EXPECT_GE(n, 512);  // still enough rows per step to keep the GEMMs compute-bound
+}

@@ -142,12 +142,17 @@ MemoryPlan make_memory_plan(const ModelConfig& c, const std::vector<PlanTensor>&
 int auto_max_prefill_tokens(const ModelConfig& c, const std::vector<PlanTensor>& tensors,
                             PlanFlags f, uint64_t host_available) {
   constexpr int kLargest = 8192, kSmallest = 256;
+  // A prefill step of 1024 rows already keeps a V3-width GEMM compute-bound; more rows only
+  // add activations (0.9 MB per row at V3 width), which a rank must hold above its weights.
+  bool any_fits = false;
   for (int n = kLargest; n >= kSmallest; n /= 2) {
     f.max_prefill_tokens = n;
     const MemoryPlan p = make_memory_plan(c, tensors, f, host_available);
-    if (p.peak() * static_cast<uint64_t>(f.ranks_per_host) <= host_available) return n;
+    if (p.peak() * static_cast<uint64_t>(f.ranks_per_host) > host_available) continue;
+    any_fits = true;
+    if (p.activations <= kAutoActivationBytes) return n;
   }
-  return kLargest;
+  return any_fits ? kSmallest : kLargest;
 }
 
 std::string format_bytes(uint64_t b) {
