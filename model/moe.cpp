@@ -12,9 +12,9 @@ void moe_forward(const MoeWeights& w, const MoeOptions& opt, int hidden, const f
                  comm::ExpertExchange& ex, float* out, MoeStats* stats) {
   const int E = opt.router.num_experts, K = opt.router.top_k, H = hidden;
   double t0 = now_seconds();
-  // Router in float32: logits [T, E] = x W_gate^T.
+  // Router in float32: logits [T, E] = x W_gate^T, each row's logits independent of the batch.
   std::vector<float> logits(static_cast<size_t>(T) * E);
-  matmul_xwt(x, T, H, w.gate.data(), E, logits.data());
+  matmul_xwt_fixed_order(x, T, H, w.gate.data(), E, logits.data());
   std::vector<int> topk_idx(static_cast<size_t>(T) * K);
   std::vector<float> topk_w(static_cast<size_t>(T) * K);
   route(opt.router, logits.data(), w.bias.empty() ? nullptr : w.bias.data(), T, topk_idx.data(),

@@ -22,6 +22,33 @@ void matmul_xwt(const float* x, int T, int in, const float* W, int out, float* y
               in, 0.0f, y, ldy < 0 ? out : ldy);
 }
 
+namespace {
+// dot(a, b) over n floats: lane j sums elements j, j+16, j+32, ... in order, then the 16 lanes
+// are added pairwise (8 + 4 + 2 + 1). The compiler vectorizes the lanes; the order is fixed.
+float dot_fixed_order(const float* a, const float* b, int n) {
+  constexpr int kLanes = 16;
+  float acc[kLanes] = {};
+  int k = 0;
+  for (; k + kLanes <= n; k += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] += a[k + j] * b[k + j];
+  for (int j = 0; k + j < n; ++j) acc[j] += a[k + j] * b[k + j];
+  for (int w = kLanes / 2; w > 0; w /= 2)
+    for (int j = 0; j < w; ++j) acc[j] += acc[j + w];
+  return acc[0];
+}
+}  // namespace
+
+void matmul_xwt_fixed_order(const float* x, int T, int in, const float* W, int out, float* y) {
+  if (T <= 0 || out <= 0) return;
+    // Every (row, out) element is computed whole by one thread: threads split the work only.
+#pragma omp parallel for schedule(static) if (static_cast <long long>(T) * out * in > (1 << 20))
+  for (int e = 0; e < out; ++e) {
+    const float* w = W + static_cast<size_t>(e) * in;
+    for (int t = 0; t < T; ++t)
+      y[static_cast<size_t>(t) * out + e] = dot_fixed_order(x + static_cast<size_t>(t) * in, w, in);
+  }
+}
+
 void rmsnorm_rows(float* x, int rows, int n, const float* w, float eps, int ld) {
   if (ld < 0) ld = n;
   for (int r = 0; r < rows; ++r) {

@@ -8,6 +8,12 @@ namespace dpep {
 void matmul_xwt(const float* x, int T, int in, const float* W, int out, float* y, int ldx = -1,
                 int ldy = -1);
 
+// y[T, out] = x[T, in] * W[out, in]^T in float32 with a fixed summation order per (row, out):
+// 16 strided partial sums over `in`, added pairwise. Unlike an sgemm, whose blocking and kernels
+// change with T and the thread count, each y element is bitwise the same whatever T, the other
+// rows or the threads (the router relies on it for batch-invariant expert choice and weights).
+void matmul_xwt_fixed_order(const float* x, int T, int in, const float* W, int out, float* y);
+
 // In place over `rows` rows of width n: x = w * x / sqrt(mean(x^2) + eps). ld = row stride.
 void rmsnorm_rows(float* x, int rows, int n, const float* w, float eps, int ld = -1);
 // out[rows, n] = rmsnorm(x) without modifying x.
