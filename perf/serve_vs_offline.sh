@@ -13,10 +13,9 @@ BATCH=$(( (CONC + NP - 1) / NP ))
 W=$(mktemp -d)
 MPIRUN=(mpirun --oversubscribe --allow-run-as-root --mca mpi_yield_when_idle 1)
 SERVER=""
+. "$(dirname "$0")/../tests/lib/serve.sh"
 cleanup() {
-  if [ -n "$SERVER" ] && kill -0 "$SERVER" 2>/dev/null; then
-    kill -TERM "$SERVER"; sleep 3; pkill -KILL -P "$SERVER" 2>/dev/null || true; kill -KILL "$SERVER" 2>/dev/null || true
-  fi
+  serve_stop "$SERVER" 3
   rm -rf "$W"
 }
 trap cleanup EXIT
@@ -30,11 +29,9 @@ echo "== offline"
   | sed -n '/Serving Benchmark Result/,$p'
 
 echo "== serve + dpep bench"
-PORT=$((20000 + RANDOM % 20000))
-"${MPIRUN[@]}" -np "$NP" "$DPEP" serve "${RUN[@]}" --port "$PORT" >"$W/serve.out" 2>"$W/serve.err" &
-SERVER=$!
-for _ in $(seq 1 600); do grep -q "ready at" "$W/serve.out" && break; sleep 0.2; done
-grep -q "ready at" "$W/serve.out" || { echo "serve did not start"; cat "$W/serve.err"; exit 1; }
+serve_start "$W/serve.out" "$W/serve.err" "${MPIRUN[@]}" -np "$NP" "$DPEP" serve "${RUN[@]}" --port 0 ||
+  { SERVER=$SERVE_PID; echo "serve did not start"; exit 1; }
+SERVER=$SERVE_PID PORT=$SERVE_PORT
 "$DPEP" bench --base-url "http://127.0.0.1:$PORT" "${DS[@]}" --request-rate inf --max-concurrency "$CONC" \
   --result-file "$W/serve.json" 2>/dev/null
 python3 - "$W/offline.json" "$W/serve.json" <<'PY'

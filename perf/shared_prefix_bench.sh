@@ -16,13 +16,9 @@ EXTRA=("$@")
 W=$(mktemp -d)
 MPIRUN=(mpirun --oversubscribe --allow-run-as-root --mca mpi_yield_when_idle 1)
 SERVER=""
+. "$(dirname "$0")/../tests/lib/serve.sh"
 stop_server() {
-  if [ -n "$SERVER" ] && kill -0 "$SERVER" 2>/dev/null; then
-    kill -TERM "$SERVER"
-    for _ in $(seq 1 50); do kill -0 "$SERVER" 2>/dev/null || break; sleep 0.2; done
-    pkill -KILL -P "$SERVER" 2>/dev/null || true; kill -KILL "$SERVER" 2>/dev/null || true
-    wait "$SERVER" 2>/dev/null || true
-  fi
+  serve_stop "$SERVER" 10
   SERVER=""
 }
 trap 'stop_server; rm -rf "$W"' EXIT
@@ -33,12 +29,11 @@ echo "== $NP ranks, preset $PRESET ${EXTRA[*]}: $NGROUPS groups x $PER_GROUP req
 
 run() {  # name, serve flags...
   local name=$1; shift
-  local port=$((20000 + RANDOM % 20000))
-  "${MPIRUN[@]}" -np "$NP" "$DPEP" serve --preset "$PRESET" --log-dir "$W/logs_$name" --port "$port" \
-    "${EXTRA[@]}" "$@" >"$W/$name.out" 2>"$W/$name.err" &
-  SERVER=$!
-  for _ in $(seq 1 1500); do grep -q "ready at" "$W/$name.out" && break; sleep 0.2; done
-  grep -q "ready at" "$W/$name.out" || { echo "serve ($name) did not start"; cat "$W/$name.err"; exit 1; }
+  SERVE_READY_TIMEOUT=300 serve_start "$W/$name.out" "$W/$name.err" "${MPIRUN[@]}" -np "$NP" "$DPEP" \
+    serve --preset "$PRESET" --log-dir "$W/logs_$name" --port 0 "${EXTRA[@]}" "$@" ||
+    { SERVER=$SERVE_PID; echo "serve ($name) did not start"; exit 1; }
+  SERVER=$SERVE_PID
+  local port=$SERVE_PORT
   "$DPEP" bench --base-url "http://127.0.0.1:$port" "${DS[@]}" --request-rate inf \
     --max-concurrency "$CONC" --result-file "$W/$name.json" >"$W/$name.bench" 2>/dev/null
   curl -s "http://127.0.0.1:$port/metrics" | grep -E '^dpep:rank_prefix_cache_(hits|queries)_total' \
