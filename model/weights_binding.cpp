@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -206,7 +207,12 @@ ModelWeights load_model_weights(const WeightsReader& f, const ExpertShard& shard
         "{} ranks do not divide the {} routed experts of {}: use a rank count that divides it",
         shard.num_ranks, c.n_routed_experts, f.path()));
   ModelWeights w = model_weights_skeleton(c, shard);
-  for (const TensorSpec& spec : model_tensor_specs(c)) load_tensor(f, spec, weight_field(w, spec));
+  // The tensors outside the layers first: the embedding and lm_head are the largest, and their
+  // read buffers then come and go while little else is resident, not on top of every weight.
+  std::vector<TensorSpec> specs = model_tensor_specs(c);
+  std::stable_partition(specs.begin(), specs.end(),
+                        [](const TensorSpec& s) { return s.layer < 0; });
+  for (const TensorSpec& spec : specs) load_tensor(f, spec, weight_field(w, spec));
   return w;
 }
 

@@ -124,8 +124,10 @@ TEST(WeightsBinding, EverySpecHasExactlyOneFieldInEachSchemaBranch) {
 TEST(WeightsBinding, MtpAndMisplacedTensorsHaveNoField) {
   const ModelConfig c = ModelConfig::preset("v3");
   ModelWeights w = model_weights_skeleton(c, {});
-  for (const auto& s : mtp_layer_specs(c, 0))
+  for (const auto& s : mtp_layer_specs(c, 0)) {
     EXPECT_THROW(weight_field(w, s), std::logic_error) << s.name;
+    EXPECT_EQ(s.layer, c.num_hidden_layers) << s.name;  // the converter picks MTP layers by it
+  }
   // A dense layer's MLP tensor on a MoE layer and the reverse.
   const auto specs = model_tensor_specs(c);
   TensorSpec dense = spec_of(specs, TensorSlot::MlpGate, 0);

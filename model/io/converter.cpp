@@ -186,12 +186,12 @@ std::vector<Job> plan(const HfCheckpoint& ck, const ModelConfig& cfg,
   std::set<int64_t> skipped_layers;
   for (int64_t i = 0; i < cfg.num_nextn_predict_layers; ++i) {
     if (!has_prefix(ck, mtp_hf_prefix(cfg, i))) continue;
-    const std::string mine = fmt::format("mtp/{}/", i);
+    const int64_t layer = cfg.num_hidden_layers + i;
     std::set<std::string> layer_used;
     std::vector<Job> layer_jobs;
     try {
       for (const auto& spec : mtp_specs)
-        if (spec.name.rfind(mine, 0) == 0 && (ck.has(spec.hf_name) || !mtp_spec_optional(spec)))
+        if (spec.layer == layer && (ck.has(spec.hf_name) || !mtp_spec_optional(spec)))
           layer_jobs.push_back(make_job(ck, spec, mode, layer_used));
     } catch (const std::runtime_error& e) {
       st.mtp_note += fmt::format("MTP layer {} (checkpoint layer {}) not kept: {}\n", i,
