@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "launch/rank_setup.h"
+#include "model/io/mtp_schema.h"
 #include "model/io/plan_tensors.h"
 #include "model/io/weights_file.h"
 #include "model/ops/attention_kernel.h"
@@ -20,8 +21,13 @@ bool plan_kv_bf16(const ModelConfig& c, const std::string& matmul_dtype) {
 // The MTP layers a converted file keeps under mtp/ are not loaded (nor counted): say so.
 static void log_mtp_layers(const WeightsReader& file, spdlog::logger& log) {
   const int64_t declared = file.config().num_nextn_predict_layers;
+  auto has_mtp_layer = [&](int64_t i) {  // a kept MTP layer holds its eh_proj
+    for (const auto& s : mtp_layer_specs(file.config(), i))
+      if (s.slot == TensorSlot::MtpEhProj) return file.has(s.name);
+    return false;
+  };
   int64_t kept = 0;
-  while (kept < declared && file.has(fmt::format("mtp/{}/eh_proj", kept))) ++kept;
+  while (kept < declared && has_mtp_layer(kept)) ++kept;
   if (kept > 0)
     log.info(
         "the model file holds {} MTP (multi-token prediction) layer(s) under mtp/: not loaded "

@@ -7,8 +7,6 @@
 #include <stdexcept>
 
 #include "comm/clock.h"
-#include "model/io/fp8_block.h"
-#include "model/io/weights_file.h"
 #include "model/ops/attention_kernel.h"
 #include "model/ops/ops.h"
 
@@ -32,43 +30,6 @@ void report_moe_phases(PhaseSink& sink, int layer, double begin, const MoeTimes&
   }
 }
 
-// A weight matrix (or one stacked item) kept in its stored dtype: the raw bytes are packed into
-// tiles and freed, so loading holds at most one extra copy of one tensor.
-Linear to_linear(RawTensor raw, int64_t out, int64_t in, const std::string& where) {
-  const int o = static_cast<int>(out), i = static_cast<int>(in);
-  switch (raw.dtype) {
-    case DType::F32: {
-      std::vector<float> w(static_cast<size_t>(out) * in);
-      std::memcpy(w.data(), raw.data.data(), w.size() * sizeof(float));
-      return Linear(std::move(w), o, i);
-    }
-    case DType::BF16:
-      return Linear(
-          PackedWeight::from_bf16(reinterpret_cast<const uint16_t*>(raw.data.data()), o, i));
-    case DType::F8E4M3:
-      if (raw.scale_inv.size() != static_cast<size_t>(fp8_blocks(out) * fp8_blocks(in)))
-        throw std::runtime_error(where + ": f8e4m3 block scales of the wrong size");
-      return Linear(PackedWeight::from_fp8(raw.data.data(), raw.scale_inv.data(), o, i));
-  }
-  throw std::logic_error("unknown dtype");
-}
-
-Linear read_linear(const WeightsReader& f, const std::string& name, int64_t out, int64_t in) {
-  return to_linear(f.read_raw(name, {out, in}), out, in, f.path() + ": " + name);
-}
-
-Linear read_item_linear(const WeightsReader& f, const std::string& name, int64_t item, int64_t out,
-                        int64_t in) {
-  return to_linear(f.read_items_raw(name, item, 1, {out, in}), out, in,
-                   fmt::format("{}: {} item {}", f.path(), name, item));
-}
-
-MlpWeights read_mlp(const WeightsReader& f, const std::string& prefix, int64_t inter, int64_t H) {
-  return MlpWeights{read_linear(f, prefix + "gate_proj", inter, H),
-                    read_linear(f, prefix + "up_proj", inter, H),
-                    read_linear(f, prefix + "down_proj", H, inter)};
-}
-
 }  // namespace
 
 Embedding Embedding::from_f32(const std::vector<float>& v, int rows, int cols) {
@@ -80,77 +41,6 @@ Embedding Embedding::from_f32(const std::vector<float>& v, int rows, int cols) {
   e.data.resize(v.size() * sizeof(float));
   std::memcpy(e.data.data(), v.data(), e.data.size());
   return e;
-}
-
-ModelWeights load_model_weights(const WeightsReader& f, const ExpertShard& shard) {
-  const ModelConfig& c = f.config();
-  const int64_t H = c.hidden_size, V = c.vocab_size, nh = c.num_attention_heads;
-  if (c.n_routed_experts > 0 && c.n_routed_experts % shard.num_ranks != 0)
-    throw std::invalid_argument(fmt::format(
-        "{} ranks do not divide the {} routed experts of {}: use a rank count that divides it",
-        shard.num_ranks, c.n_routed_experts, f.path()));
-  ModelWeights w;
-  {
-    RawTensor e = f.read_raw("embed_tokens", {V, H});
-    if (e.dtype == DType::F8E4M3)
-      throw std::runtime_error(f.path() + ": dataset 'embed_tokens' is f8e4m3 (f32 or bf16 only)");
-    w.embed_tokens.dtype = e.dtype;
-    w.embed_tokens.rows = static_cast<int>(V);
-    w.embed_tokens.cols = static_cast<int>(H);
-    w.embed_tokens.data = std::move(e.data);
-  }
-  w.norm = f.read_f32("norm", {H});
-  w.lm_head = read_linear(f, "lm_head", V, H);
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    const std::string p = fmt::format("layers/{}/", l);
-    LayerWeights L;
-    L.input_layernorm = f.read_f32(p + "input_layernorm", {H});
-    L.post_attention_layernorm = f.read_f32(p + "post_attention_layernorm", {H});
-    const std::string a = p + "attn/";
-    const int64_t qd = c.qk_head_dim(), kvl = c.kv_lora_rank;
-    if (c.q_lora_rank > 0) {
-      L.attn.q_a_proj = read_linear(f, a + "q_a_proj", c.q_lora_rank, H);
-      L.attn.q_a_layernorm = f.read_f32(a + "q_a_layernorm", {c.q_lora_rank});
-      L.attn.q_b_proj = read_linear(f, a + "q_b_proj", nh * qd, c.q_lora_rank);
-    } else {
-      L.attn.q_proj = read_linear(f, a + "q_proj", nh * qd, H);
-    }
-    L.attn.kv_a_proj_with_mqa =
-        read_linear(f, a + "kv_a_proj_with_mqa", kvl + c.qk_rope_head_dim, H);
-    L.attn.kv_a_layernorm = f.read_f32(a + "kv_a_layernorm", {kvl});
-    L.attn.kv_b_proj =
-        read_linear(f, a + "kv_b_proj", nh * (c.qk_nope_head_dim + c.v_head_dim), kvl);
-    L.attn.o_proj = read_linear(f, a + "o_proj", H, nh * c.v_head_dim);
-    L.is_moe = c.is_moe_layer(l);
-    if (!L.is_moe) {
-      L.mlp = read_mlp(f, p + "mlp/", c.intermediate_size, H);
-    } else {
-      const int64_t E = c.n_routed_experts, I = c.moe_intermediate_size;
-      const comm::ExpertPlacement placement = shard.placement(static_cast<int>(E));
-      const int64_t per = placement.experts_per_rank(), first = placement.first_local(shard.rank);
-      L.moe.gate = f.read_f32(p + "moe/gate", {E, H});
-      if (f.has(p + "moe/e_score_correction_bias"))
-        L.moe.bias = f.read_f32(p + "moe/e_score_correction_bias", {E});
-      else if (c.topk_method == TopkMethod::NoauxTc)
-        throw std::runtime_error(fmt::format("{}: dataset '{}' is missing (noaux_tc needs it)",
-                                             f.path(), p + "moe/e_score_correction_bias"));
-      // Only this rank's experts are read, one at a time (hyperslab of the stacked [E, ...]
-      // datasets, one expert per chunk).
-      L.moe.placement = placement;
-      L.moe.first_local = static_cast<int>(first);
-      const std::string ex = p + "moe/experts/";
-      for (int64_t e = first; e < first + per; ++e)
-        L.moe.local.push_back(MlpWeights{read_item_linear(f, ex + "gate_proj", e, I, H),
-                                         read_item_linear(f, ex + "up_proj", e, I, H),
-                                         read_item_linear(f, ex + "down_proj", e, H, I)});
-      if (c.n_shared_experts > 0) {
-        L.moe.has_shared = true;
-        L.moe.shared = read_mlp(f, p + "moe/shared/", I * c.n_shared_experts, H);
-      }
-    }
-    w.layers.push_back(std::move(L));
-  }
-  return w;
 }
 
 Model::Model(ModelConfig config, ModelWeights weights, ExpertShard shard, ModelOptions opt)

@@ -76,7 +76,8 @@ struct ForwardStats {
   PhaseSink* phases = nullptr;  // when set, every phase is also reported here (tracing)
 };
 
-// Reads only this shard's experts. Throws naming the file and dataset on any problem.
+// Reads every tensor of model_tensor_specs() into its field (model/weights_binding.h), only this
+// shard's experts. Throws naming the file and dataset on any problem.
 ModelWeights load_model_weights(const WeightsReader& file, const ExpertShard& shard);
 
 class Model {

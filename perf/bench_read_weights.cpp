@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
   auto now = [] { return std::chrono::steady_clock::now(); };
   auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
   for (const auto& s : model_tensor_specs(r.config())) {
-    if (s.name == "embed_tokens" || s.name == "lm_head") continue;  // keep the run short
+    if (s.slot == TensorSlot::EmbedTokens || s.slot == TensorSlot::LmHead)
+      continue;  // keep the run short
     const auto info = r.info(s.name);
     std::vector<double> raw_t, f32_t;
     double bytes = 0;

@@ -12,10 +12,10 @@ EXTRA=("$@")
 BATCH=$(( (CONC + NP - 1) / NP ))
 W=$(mktemp -d)
 MPIRUN=(mpirun --oversubscribe --allow-run-as-root --mca mpi_yield_when_idle 1)
-. "$(dirname "$0")/../tests/lib/serve.sh"
 SERVER=""
+. "$(dirname "$0")/../tests/lib/serve.sh"
 cleanup() {
-  serve_stop "$SERVER" 10
+  serve_stop "$SERVER" 3
   rm -rf "$W"
 }
 trap cleanup EXIT
@@ -29,10 +29,9 @@ echo "== offline"
   | sed -n '/Serving Benchmark Result/,$p'
 
 echo "== serve + dpep bench"
-SERVE_READY_TIMEOUT=300 serve_start "$W/serve.out" "$W/serve.err" "${MPIRUN[@]}" -np "$NP" "$DPEP" serve \
-  "${RUN[@]}" --port 0 || exit 1
-SERVER=$SERVE_PID
-PORT=$SERVE_PORT
+serve_start "$W/serve.out" "$W/serve.err" "${MPIRUN[@]}" -np "$NP" "$DPEP" serve "${RUN[@]}" --port 0 ||
+  { SERVER=$SERVE_PID; echo "serve did not start"; exit 1; }
+SERVER=$SERVE_PID PORT=$SERVE_PORT
 "$DPEP" bench --base-url "http://127.0.0.1:$PORT" "${DS[@]}" --request-rate inf --max-concurrency "$CONC" \
   --result-file "$W/serve.json" 2>/dev/null
 python3 - "$W/offline.json" "$W/serve.json" <<'PY'

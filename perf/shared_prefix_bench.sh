@@ -15,9 +15,12 @@ shift $(( $# < 9 ? $# : 9 ))
 EXTRA=("$@")
 W=$(mktemp -d)
 MPIRUN=(mpirun --oversubscribe --allow-run-as-root --mca mpi_yield_when_idle 1)
-. "$(dirname "$0")/../tests/lib/serve.sh"
 SERVER=""
-stop_server() { serve_stop "$SERVER" 10; SERVER=""; }
+. "$(dirname "$0")/../tests/lib/serve.sh"
+stop_server() {
+  serve_stop "$SERVER" 10
+  SERVER=""
+}
 trap 'stop_server; rm -rf "$W"' EXIT
 DS=(--dataset generated-shared-prefix --gsp-num-groups "$NGROUPS" --gsp-prompts-per-group "$PER_GROUP"
     --gsp-system-prompt-len "$SYS" --gsp-question-len "$Q" --gsp-output-len "$OUT" --seed 1)
@@ -27,7 +30,8 @@ echo "== $NP ranks, preset $PRESET ${EXTRA[*]}: $NGROUPS groups x $PER_GROUP req
 run() {  # name, serve flags...
   local name=$1; shift
   SERVE_READY_TIMEOUT=300 serve_start "$W/$name.out" "$W/$name.err" "${MPIRUN[@]}" -np "$NP" "$DPEP" \
-    serve --preset "$PRESET" --log-dir "$W/logs_$name" --port 0 "${EXTRA[@]}" "$@" || exit 1
+    serve --preset "$PRESET" --log-dir "$W/logs_$name" --port 0 "${EXTRA[@]}" "$@" ||
+    { SERVER=$SERVE_PID; echo "serve ($name) did not start"; exit 1; }
   SERVER=$SERVE_PID
   local port=$SERVE_PORT
   "$DPEP" bench --base-url "http://127.0.0.1:$port" "${DS[@]}" --request-rate inf \

@@ -27,6 +27,7 @@ flock -w 300 9 || { echo "multinode-test: another run holds /run/dpep-multinode.
 
 W=$(mktemp -d)
 JOB=""
+. "$(dirname "$0")/../tests/lib/serve.sh"
 remove_hosts() {
   for i in 0 1 2 3; do
     ns=dpep-h$i
@@ -39,11 +40,7 @@ remove_hosts() {
 }
 cleanup() {
   set +e
-  if [ -n "$JOB" ]; then
-    kill -TERM "$JOB" 2>/dev/null
-    timeout 5 tail --pid="$JOB" -f /dev/null
-    kill -KILL "$JOB" 2>/dev/null
-  fi
+  serve_stop "$JOB" 5
   remove_hosts
   rm -rf "$W"
 }
@@ -127,16 +124,10 @@ check_hosts "$W/logs-multi"
 compare "$W/one.jsonl" "$W/multi.jsonl" "offline on $N hosts"
 
 # --- serve across the hosts, request from another namespace ----------------------------------
-PORT=18213
-setsid "${MULTI[@]}" "$DPEP" serve --model "$W/m.h5" --host 0.0.0.0 --port $PORT "${RUN[@]}" \
-  --log-dir "$W/logs-serve" >"$W/serve.out" 2>"$W/serve.err" &
-JOB=$!
-for _ in $(seq 1 600); do
-  grep -q "ready at" "$W/serve.out" && break
-  kill -0 $JOB 2>/dev/null || { cat "$W/serve.err"; echo "serve exited"; exit 1; }
-  sleep 0.1
-done
-grep -q "ready at" "$W/serve.out" || { cat "$W/serve.err"; echo "serve not ready in 60 s"; exit 1; }
+SERVE_READY_TIMEOUT=60 serve_start "$W/serve.out" "$W/serve.err" "${MULTI[@]}" "$DPEP" serve \
+  --model "$W/m.h5" --host 0.0.0.0 --port 0 "${RUN[@]}" --log-dir "$W/logs-serve" ||
+  { JOB=$SERVE_PID; echo "multi-host serve did not start"; exit 1; }
+JOB=$SERVE_PID PORT=$SERVE_PORT
 check_hosts "$W/logs-serve"
 python3 - "$W/in.jsonl" >"$W/reqs" <<'PY'
 import json, sys
@@ -159,7 +150,7 @@ peers=$(ip netns exec dpep-h1 ss -tnH state established | awk '{print $3 " " $4}
   grep -Eo "$NET\.[0-9]+" | sort -u | grep -v "^$NET\.2$" | tr '\n' ' ')
 [ -n "$peers" ] || { echo "no TCP connections from dpep-h1 to other hosts"; exit 1; }
 echo "ok dpep-h1 ($NET.2) has established TCP connections with: $peers"
-kill -TERM $JOB
-timeout 20 tail --pid=$JOB -f /dev/null || { echo "serve did not stop after SIGTERM"; exit 1; }
+serve_stop "$JOB" 20
 JOB=""
+[ "$SERVE_KILLED" = 0 ] || { echo "serve did not stop within 20 s of SIGTERM"; exit 1; }
 echo "multinode-test: $N hosts: passed"

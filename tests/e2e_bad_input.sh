@@ -8,8 +8,9 @@
 set -uo pipefail
 DPEP=$(realpath "$1")
 W=$(mktemp -d)
-HOLDER=""
-trap '[ -n "$HOLDER" ] && kill $HOLDER 2>/dev/null; rm -rf "$W"' EXIT
+HOLDER="" SERVE_PID=""
+. "$(dirname "$0")/lib/serve.sh"
+trap '[ -n "$HOLDER" ] && kill $HOLDER 2>/dev/null; serve_stop "$SERVE_PID" 5; rm -rf "$W"' EXIT
 MPIRUN=(mpirun --oversubscribe --allow-run-as-root --mca mpi_yield_when_idle 1 --mca btl self,vader,tcp -np 2)
 export OMP_NUM_THREADS=1
 passed=0 failed=0
@@ -100,12 +101,14 @@ kill $HOLDER; wait $HOLDER 2>/dev/null; HOLDER=""
 
 # --port held by another dpep serve: the second one must fail, not share the port (cpp-httplib's
 # default SO_REUSEPORT let both listen and split the connections between them).
-"$DPEP" serve --model m.h5 --port 0 --log-dir logs-a --kv-cache-tokens 1024 >first.out 2>&1 &
-HOLDER=$!
-for _ in $(seq 1 100); do grep -q "ready at" first.out && break; sleep 0.1; done
-P=$(grep -o "ready at http://127.0.0.1:[0-9]*" first.out | grep -o "[0-9]*$")
-expect "cannot listen on 127.0.0.1:$P \(in use" "$DPEP" "${SRV[@]}" --port "$P"
-kill $HOLDER; wait $HOLDER 2>/dev/null; HOLDER=""
+if serve_start first.out first.err "$DPEP" serve --model m.h5 --port 0 --log-dir logs-a \
+  --kv-cache-tokens 1024; then
+  expect "cannot listen on 127.0.0.1:$SERVE_PORT \(in use" "$DPEP" "${SRV[@]}" --port "$SERVE_PORT"
+else
+  failed=$((failed + 1))
+fi
+serve_stop "$SERVE_PID" 5
+SERVE_PID=""
 
 # Bad JSONL requests: a clear error naming the line, or the request reported as failed.
 printf '{"input_ids": [1, 2], "max_tokens": 3}\n{"bad json\n' >bad.jsonl

@@ -9,18 +9,13 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 W=$(mktemp -d)
 export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 JOB=""
+. "$HERE/lib/serve.sh"
 cleanup() {
-  if [ -n "$JOB" ] && kill -0 "$JOB" 2>/dev/null; then
-    kill -TERM "$JOB" 2>/dev/null; kill -TERM "$JOB" 2>/dev/null || true
-    sleep 3
-    pkill -KILL -P "$JOB" 2>/dev/null || true
-    kill -KILL "$JOB" 2>/dev/null || true
-  fi
+  serve_stop "$JOB" 3
   rm -rf "$W"
 }
 trap cleanup EXIT
 "$DPEP" init-model --preset tiny --seed 1 --out "$W/m.h5" --quiet 2>/dev/null
-. "$HERE/lib/serve.sh"
 serve_start "$W/serve.out" "$W/serve.err" "$HERE/../scripts/dpep-mpirun" --oversubscribe \
   --mca mpi_yield_when_idle 1 --mca btl self,vader,tcp -np 2 "$DPEP" serve --model "$W/m.h5" \
   --port 0 --log-dir "$W/logs" --kv-cache-tokens 8192 --max-batch-size 1 --drain-timeout 120 ||

@@ -15,13 +15,9 @@ W=$(mktemp -d)
 MPIRUN=(mpirun --oversubscribe --allow-run-as-root --mca mpi_yield_when_idle 1 --mca btl self,vader,tcp)
 export OMP_NUM_THREADS=1
 JOB=""
+. "$(dirname "$0")/lib/serve.sh"
 stop_job() {
-  if [ -n "$JOB" ] && kill -0 "$JOB" 2>/dev/null; then
-    kill -TERM "$JOB" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$JOB" 2>/dev/null || break; sleep 0.1; done
-    pkill -KILL -P "$JOB" 2>/dev/null || true
-    kill -KILL "$JOB" 2>/dev/null || true
-  fi
+  serve_stop "$JOB" 5
   JOB=""
 }
 trap 'stop_job; rm -rf "$W"' EXIT
@@ -162,7 +158,6 @@ print(f"ok one request at -np 2: rank 1 idle in all {s1} steps, rank 0 in none")
 PY
 
 # 3. serve with a trace: a few requests, SIGTERM, then the traces and the report.
-. "$(dirname "$0")/lib/serve.sh"
 serve_start "$W/serve.out" "$W/serve.err" "${MPIRUN[@]}" -np 2 "$DPEP" serve --model "$W/m.h5" \
   --port 0 --kv-cache-tokens 2048 --log-dir "$W/logs-serve" --trace-dir "$W/trace-serve" || exit 1
 JOB=$SERVE_PID
@@ -177,9 +172,9 @@ for i in range(4):
     assert r["usage"]["completion_tokens"] == 5, r
 print("ok serve answered 4 requests")
 PY
-kill -TERM "$JOB"
-timeout 30 tail --pid="$JOB" -f /dev/null || { echo "server did not exit after SIGTERM"; exit 1; }
+serve_stop "$JOB" 30
 JOB=""
+[ "$SERVE_KILLED" = 0 ] || { echo "server did not exit within 30 s of SIGTERM"; exit 1; }
 check_traces "$W/trace-serve" 2 4
 grep -q '"name":"idle"' "$W/trace-serve/rank-0000.json" || { echo "no idle span in the serve trace"; exit 1; }
 "$DPEP" report "$W/logs-serve" >"$W/report-serve.out"

@@ -63,19 +63,14 @@ DType convert_output_dtype(const TensorSpec& spec, StDType src, ConvertDType mod
 
 namespace {
 
-// Fused layout: mlp.experts.gate_up_proj [E, 2I, H] (gate rows first), mlp.experts.down_proj [E, H,
-// I].
-bool resolve_fused(const HfCheckpoint& ck, const std::string& pattern, int64_t e,
+// The fused layout of the routed experts (hf_fused_experts): expert e's rows of this spec.
+bool resolve_fused(const HfCheckpoint& ck, const TensorSpec& spec, int64_t e,
                    const std::vector<int64_t>& item, int64_t E, Piece& p) {
-  const auto at = pattern.find("{e}.");
-  if (at == std::string::npos) return false;
-  const std::string base = pattern.substr(0, at), proj = pattern.substr(at + 4);
-  const bool down = proj.rfind("down_proj", 0) == 0, up = proj.rfind("up_proj", 0) == 0;
-  const std::string name = base + (down ? "down_proj" : "gate_up_proj");
+  const FusedExperts fused = hf_fused_experts(spec);
+  const std::string& name = fused.hf_name;
   if (!ck.has(name)) return false;
   const StTensor& t = ck.tensor(name);
-  const std::vector<int64_t> want = down ? std::vector<int64_t>{E, item[0], item[1]}
-                                         : std::vector<int64_t>{E, 2 * item[0], item[1]};
+  const std::vector<int64_t> want{E, fused.parts * item[0], item[1]};
   if (t.shape != want)
     throw std::runtime_error(
         fmt::format("{}: fused tensor '{}' has shape {} but config.json implies {}", ck.dir(), name,
@@ -89,7 +84,7 @@ bool resolve_fused(const HfCheckpoint& ck, const std::string& pattern, int64_t e
   p.dtype = t.dtype;
   p.shape = item;
   p.nbytes = item_elems * bytes;
-  p.offset = (down ? e * item_elems : (2 * e + (up ? 1 : 0)) * item_elems) * bytes;
+  p.offset = (e * fused.parts + fused.part) * item_elems * bytes;
   return true;
 }
 
@@ -101,7 +96,7 @@ Piece resolve(const HfCheckpoint& ck, const TensorSpec& spec, int64_t e,
   if (e >= 0) {
     name.replace(name.find("{e}"), 3, std::to_string(e));
     shape.erase(shape.begin());
-    if (!ck.has(name) && resolve_fused(ck, spec.hf_name, e, shape, spec.shape[0], p)) {
+    if (!ck.has(name) && resolve_fused(ck, spec, e, shape, spec.shape[0], p)) {
       used.insert(p.tensor);
       return p;
     }
@@ -191,12 +186,12 @@ std::vector<Job> plan(const HfCheckpoint& ck, const ModelConfig& cfg,
   std::set<int64_t> skipped_layers;
   for (int64_t i = 0; i < cfg.num_nextn_predict_layers; ++i) {
     if (!has_prefix(ck, mtp_hf_prefix(cfg, i))) continue;
-    const std::string mine = fmt::format("mtp/{}/", i);
+    const int64_t layer = cfg.num_hidden_layers + i;
     std::set<std::string> layer_used;
     std::vector<Job> layer_jobs;
     try {
       for (const auto& spec : mtp_specs)
-        if (spec.name.rfind(mine, 0) == 0 && (ck.has(spec.hf_name) || !mtp_spec_optional(spec)))
+        if (spec.layer == layer && (ck.has(spec.hf_name) || !mtp_spec_optional(spec)))
           layer_jobs.push_back(make_job(ck, spec, mode, layer_used));
     } catch (const std::runtime_error& e) {
       st.mtp_note += fmt::format("MTP layer {} (checkpoint layer {}) not kept: {}\n", i,

@@ -30,8 +30,11 @@ StDType st_of(DType t) {
 
 std::vector<Entry> entries(const std::vector<TensorSpec>& specs, DType dtype) {
   std::vector<Entry> out;
+  std::string embed_hf;  // a tied lm_head names the embedding's checkpoint tensor
+  for (const auto& spec : specs)
+    if (spec.slot == TensorSlot::EmbedTokens) embed_hf = spec.hf_name;
   for (const auto& spec : specs) {
-    if (spec.name == "lm_head" && spec.hf_name == "model.embed_tokens.weight") continue;  // tied
+    if (spec.slot == TensorSlot::LmHead && spec.hf_name == embed_hf) continue;  // tied
     const DType dt = init_dtype(spec, dtype);
     const bool stacked = spec.kind == TensorKind::Experts;
     std::vector<int64_t> shape = spec.shape;

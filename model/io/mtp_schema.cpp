@@ -17,21 +17,25 @@ std::vector<TensorSpec> mtp_layer_specs(const ModelConfig& c, int64_t i) {
   const std::string hp = mtp_hf_prefix(c, i);
   const int64_t H = c.hidden_size, V = c.vocab_size;
   std::vector<TensorSpec> out;
+  const int64_t layer = c.num_hidden_layers + i;
   auto add = [&](const std::string& name, const std::string& hf, std::vector<int64_t> shape,
-                 TensorKind k) {
-    out.push_back(TensorSpec{to + name, hp + hf, std::move(shape), k});
+                 TensorKind k, TensorSlot slot) {
+    out.push_back(TensorSpec{to + name, hp + hf, std::move(shape), k, slot, layer});
   };
-  add("embed_tokens", "embed_tokens.weight", {V, H}, TensorKind::Embedding);
-  add("enorm", "enorm.weight", {H}, TensorKind::Vector);
-  add("hnorm", "hnorm.weight", {H}, TensorKind::Vector);
-  add("eh_proj", "eh_proj.weight", {H, 2 * H}, TensorKind::Matrix);
+  add("embed_tokens", "embed_tokens.weight", {V, H}, TensorKind::Embedding,
+      TensorSlot::MtpEmbedTokens);
+  add("enorm", "enorm.weight", {H}, TensorKind::Vector, TensorSlot::MtpEnorm);
+  add("hnorm", "hnorm.weight", {H}, TensorKind::Vector, TensorSlot::MtpHnorm);
+  add("eh_proj", "eh_proj.weight", {H, 2 * H}, TensorKind::Matrix, TensorSlot::MtpEhProj);
   for (auto& s : model_tensor_specs(deeper))
     if (s.name.rfind(from, 0) == 0) {
       s.name = to + s.name.substr(from.size());
       out.push_back(std::move(s));
     }
-  add("shared_head/norm", "shared_head.norm.weight", {H}, TensorKind::Vector);
-  add("shared_head/head", "shared_head.head.weight", {V, H}, TensorKind::Embedding);
+  add("shared_head/norm", "shared_head.norm.weight", {H}, TensorKind::Vector,
+      TensorSlot::MtpHeadNorm);
+  add("shared_head/head", "shared_head.head.weight", {V, H}, TensorKind::Embedding,
+      TensorSlot::MtpHead);
   return out;
 }
 
@@ -43,7 +47,7 @@ std::vector<TensorSpec> mtp_tensor_specs(const ModelConfig& c) {
 }
 
 bool mtp_spec_optional(const TensorSpec& spec) {
-  return spec.name.ends_with("/embed_tokens") || spec.name.ends_with("/shared_head/head");
+  return spec.slot == TensorSlot::MtpEmbedTokens || spec.slot == TensorSlot::MtpHead;
 }
 
 }  // namespace dpep

@@ -15,7 +15,7 @@ namespace dpep {
 
 // Every MTP tensor of every declared MTP layer, layer by layer.
 std::vector<TensorSpec> mtp_tensor_specs(const ModelConfig& c);
-// The specs of MTP layer i only (prefix "mtp/{i}/").
+// The specs of MTP layer i only (prefix "mtp/{i}/", TensorSpec::layer L+i).
 std::vector<TensorSpec> mtp_layer_specs(const ModelConfig& c, int64_t i);
 // Shared with the main model, so an exporter may leave them out.
 bool mtp_spec_optional(const TensorSpec& spec);

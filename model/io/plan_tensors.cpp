@@ -28,11 +28,9 @@ const StTensor* find_tensor(const HfCheckpoint& ck, const TensorSpec& spec) {
   const std::string& name = spec.hf_name;
   const auto at = name.find("{e}");
   if (spec.kind == TensorKind::Experts && at != std::string::npos) {
-    const std::string base = name.substr(0, at), proj = name.substr(at + 3);
-    const std::string per_expert = base + "0" + proj;
+    const std::string per_expert = name.substr(0, at) + "0" + name.substr(at + 3);
     if (ck.has(per_expert)) return &ck.tensor(per_expert);
-    const bool down = proj.find("down_proj") != std::string::npos;
-    const std::string fused = base + (down ? "down_proj" : "gate_up_proj");
+    const std::string fused = hf_fused_experts(spec).hf_name;
     return ck.has(fused) ? &ck.tensor(fused) : nullptr;
   }
   return ck.has(name) ? &ck.tensor(name) : nullptr;

@@ -28,22 +28,18 @@ uint64_t hash_name(const std::string& s) {  // FNV-1a
   return h;
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.ends_with(suffix);
-}
-
 // Standard deviation and mean of each tensor's values.
 void distribution(const TensorSpec& spec, int64_t hidden, float& mean, float& stddev) {
   mean = 0.0f;
   stddev = 0.02f;
   if (spec.kind == TensorKind::Vector) {
-    if (ends_with(spec.name, "e_score_correction_bias")) {
+    if (spec.slot == TensorSlot::RouterBias) {
       stddev = 0.01f;
     } else {  // RMSNorm weights
       mean = 1.0f;
       stddev = 0.01f;
     }
-  } else if (spec.name == "lm_head") {
+  } else if (spec.slot == TensorSlot::LmHead) {
     stddev = 1.0f / std::sqrt(static_cast<float>(hidden));
   }
 }
@@ -53,7 +49,7 @@ void distribution(const TensorSpec& spec, int64_t hidden, float& mean, float& st
 void random_row(const TensorSpec& spec, uint64_t seed, int64_t expert, int64_t row, float* out,
                 int64_t cols) {
   float mean, stddev;
-  const int64_t hidden = spec.name == "lm_head" ? spec.shape.back() : 0;
+  const int64_t hidden = spec.slot == TensorSlot::LmHead ? spec.shape.back() : 0;
   distribution(spec, hidden, mean, stddev);
   uint64_t state = mix64(seed ^ mix64(hash_name(spec.name) + 0x9e3779b97f4a7c15ull * (expert + 2)) ^
                          mix64(static_cast<uint64_t>(row) + 0x632be59bd9b4e019ull));

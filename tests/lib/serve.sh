@@ -7,7 +7,8 @@
 #                                Returns 1 (ERR shown) if the server exits or is not ready within
 #                                SERVE_READY_TIMEOUT seconds (default 120).
 #   serve_stop PID [GRACE]       SIGTERM to PID's session, SIGKILL after GRACE seconds (default
-#                                10); waits for it. A PID that is gone already is fine.
+#                                10); waits for it. A PID that is gone already is fine. Sets
+#                                SERVE_KILLED=1 if PID outlived the grace (0 if SIGTERM did it).
 #   serve_rank0_pid PID          the rank-0 process under an mpirun PID.
 
 serve_start() {
@@ -31,11 +32,13 @@ serve_start() {
 
 serve_stop() {
   local pid=$1 grace=${2:-10}
+  SERVE_KILLED=0
   [[ -n $pid ]] || return 0
   kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   local deadline=$((SECONDS + grace))
   while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && SERVE_KILLED=1
   # Whatever is left: the ranks first (children of mpirun; they may sit in process groups of
   # their own), then the session.
   pkill -KILL -P "$pid" 2>/dev/null || true
