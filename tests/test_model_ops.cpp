@@ -111,3 +111,33 @@ TEST(Ops, SiluMulAndSoftmaxAgainstScalar) {
   softmax_fast(y.data(), 53);
   for (int i = 0; i < 53; ++i) EXPECT_NEAR(y[i], std::exp(x[i]) / z, 1e-6) << i;
 }
+
+// Router logits: close to a double-precision product, and each element bitwise the same
+// whatever the number of rows around it, its row's position, and the thread count.
+TEST(Ops, FixedOrderMatmulIsBatchInvariant) {
+  for (const int in : {7, 16, 100, 1024}) {
+    const int E = 13, T = 37;
+    std::vector<float> x(static_cast<size_t>(T) * in), w(static_cast<size_t>(E) * in);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i)) * 1.5f;
+    for (size_t i = 0; i < w.size(); ++i) w[i] = std::cos(0.11f * static_cast<float>(i));
+    std::vector<float> all(static_cast<size_t>(T) * E);
+    matmul_xwt_fixed_order(x.data(), T, in, w.data(), E, all.data());
+    for (int t = 0; t < T; ++t)
+      for (int e = 0; e < E; ++e) {
+        double ref = 0;
+        for (int k = 0; k < in; ++k)
+          ref += static_cast<double>(x[static_cast<size_t>(t) * in + k]) *
+                 w[static_cast<size_t>(e) * in + k];
+        EXPECT_NEAR(all[static_cast<size_t>(t) * E + e], ref, 1e-4 * in)
+            << in << " " << t << " " << e;
+      }
+    // Rows 5..(5+n) alone, for n = 1, 2, 5: bitwise the rows of the whole batch.
+    for (const int n : {1, 2, 5}) {
+      std::vector<float> part(static_cast<size_t>(n) * E);
+      matmul_xwt_fixed_order(x.data() + 5 * static_cast<size_t>(in), n, in, w.data(), E,
+                             part.data());
+      for (size_t i = 0; i < part.size(); ++i)
+        ASSERT_EQ(part[i], all[5 * static_cast<size_t>(E) + i]) << "in " << in << " n " << n;
+    }
+  }
+}

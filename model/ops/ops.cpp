@@ -23,29 +23,78 @@ void matmul_xwt(const float* x, int T, int in, const float* W, int out, float* y
 }
 
 namespace {
-// dot(a, b) over n floats: lane j sums elements j, j+16, j+32, ... in order, then the 16 lanes
-// are added pairwise (8 + 4 + 2 + 1). The compiler vectorizes the lanes; the order is fixed.
-float dot_fixed_order(const float* a, const float* b, int n) {
-  constexpr int kLanes = 16;
-  float acc[kLanes] = {};
+// Each y element: lane j of a 16-lane float32 accumulator sums x[k] * w[k] for k = j, j + 16,
+// j + 32, ... in order (fused multiply-add; the last partial block masked, so its zeros add
+// nothing), then the 16 lanes are added as 8 + 4 + 2 + 1 pairs. Blocking rows and outputs into
+// RT x RE tiles only reuses loads: every element sees the same operations in the same order.
+#if defined(__AVX512F__)
+template <int RT, int RE>
+void xwt_tile(const float* x, int ldx, const float* w, int in, float* y, int ldy) {
+  __m512 acc[RT][RE];
+  for (int r = 0; r < RT; ++r)
+    for (int e = 0; e < RE; ++e) acc[r][e] = _mm512_setzero_ps();
   int k = 0;
-  for (; k + kLanes <= n; k += kLanes)
-    for (int j = 0; j < kLanes; ++j) acc[j] += a[k + j] * b[k + j];
-  for (int j = 0; k + j < n; ++j) acc[j] += a[k + j] * b[k + j];
-  for (int w = kLanes / 2; w > 0; w /= 2)
-    for (int j = 0; j < w; ++j) acc[j] += acc[j + w];
-  return acc[0];
+  for (; k + 16 <= in; k += 16) {
+    __m512 wv[RE];
+    for (int e = 0; e < RE; ++e) wv[e] = _mm512_loadu_ps(w + static_cast<size_t>(e) * in + k);
+    for (int r = 0; r < RT; ++r) {
+      const __m512 xv = _mm512_loadu_ps(x + static_cast<size_t>(r) * ldx + k);
+      for (int e = 0; e < RE; ++e) acc[r][e] = _mm512_fmadd_ps(xv, wv[e], acc[r][e]);
+    }
+  }
+  if (k < in) {  // the same operations on a masked block: the zeros add nothing
+    const __mmask16 m = static_cast<__mmask16>((1u << (in - k)) - 1);
+    __m512 wv[RE];
+    for (int e = 0; e < RE; ++e)
+      wv[e] = _mm512_maskz_loadu_ps(m, w + static_cast<size_t>(e) * in + k);
+    for (int r = 0; r < RT; ++r) {
+      const __m512 xv = _mm512_maskz_loadu_ps(m, x + static_cast<size_t>(r) * ldx + k);
+      for (int e = 0; e < RE; ++e) acc[r][e] = _mm512_fmadd_ps(xv, wv[e], acc[r][e]);
+    }
+  }
+  for (int r = 0; r < RT; ++r)
+    for (int e = 0; e < RE; ++e) {
+      alignas(64) float l[16];
+      _mm512_store_ps(l, acc[r][e]);
+      for (int h = 8; h > 0; h /= 2)
+        for (int j = 0; j < h; ++j) l[j] += l[j + h];
+      y[static_cast<size_t>(r) * ldy + e] = l[0];
+    }
 }
+#else
+template <int RT, int RE>
+void xwt_tile(const float* x, int ldx, const float* w, int in, float* y, int ldy) {
+  for (int r = 0; r < RT; ++r)
+    for (int e = 0; e < RE; ++e) {
+      float l[16] = {};
+      for (int k = 0; k < in; ++k)
+        l[k % 16] = std::fma(x[static_cast<size_t>(r) * ldx + k],
+                             w[static_cast<size_t>(e) * in + k], l[k % 16]);
+      for (int h = 8; h > 0; h /= 2)
+        for (int j = 0; j < h; ++j) l[j] += l[j + h];
+      y[static_cast<size_t>(r) * ldy + e] = l[0];
+    }
+}
+#endif
 }  // namespace
 
 void matmul_xwt_fixed_order(const float* x, int T, int in, const float* W, int out, float* y) {
   if (T <= 0 || out <= 0) return;
-    // Every (row, out) element is computed whole by one thread: threads split the work only.
+  constexpr int RT = 4, RE = 4;
+  const int eblocks = (out + RE - 1) / RE;
+  // Threads take blocks of outputs; each element is computed whole by one thread.
 #pragma omp parallel for schedule(static) if (static_cast <long long>(T) * out * in > (1 << 20))
-  for (int e = 0; e < out; ++e) {
-    const float* w = W + static_cast<size_t>(e) * in;
-    for (int t = 0; t < T; ++t)
-      y[static_cast<size_t>(t) * out + e] = dot_fixed_order(x + static_cast<size_t>(t) * in, w, in);
+  for (int eb = 0; eb < eblocks; ++eb) {
+    const int e0 = eb * RE, ne = std::min(RE, out - e0);
+    const float* w = W + static_cast<size_t>(e0) * in;
+    int t = 0;
+    for (; ne == RE && t + RT <= T; t += RT)
+      xwt_tile<RT, RE>(x + static_cast<size_t>(t) * in, in, w, in,
+                       y + static_cast<size_t>(t) * out + e0, out);
+    for (; t < T; ++t)
+      for (int e = 0; e < ne; ++e)
+        xwt_tile<1, 1>(x + static_cast<size_t>(t) * in, in, w + static_cast<size_t>(e) * in, in,
+                       y + static_cast<size_t>(t) * out + e0 + e, out);
   }
 }
 
