@@ -4,6 +4,8 @@
 # --max-prefill-tokens) and with each factor F given, alternated for R rounds in one run. Prints
 # per run the output throughput and the ITL median / p99, then per factor (median over rounds)
 # p99/median ITL (goal <= 3) and output throughput against factor 0 (goal >= 0.95).
+# RANGE=r (default 1) draws input and output lengths from [r x IN, IN] and [r x OUT, OUT]: below
+# 1 the requests finish at different steps, so prefills land among decoding sequences.
 # usage: perf/prefill_budget_bench.sh [DPEP=build/dpep] [NP=2] [PROMPTS=128] [IN=128] [OUT=64]
 #        [CONC=32] [PRESET=bench] [FACTORS="2"] [R=2] [extra serve flags, e.g. --matmul-dtype bf16]
 set -euo pipefail
@@ -18,11 +20,11 @@ MPIRUN=(mpirun --oversubscribe --allow-run-as-root --mca mpi_yield_when_idle 1)
 SERVER=""
 trap 'serve_stop "$SERVER" 10; rm -rf "$W"' EXIT
 DS=(--dataset random --num-prompts "$PROMPTS" --random-input-len "$IN" --random-output-len "$OUT"
-    --random-range-ratio 1 --seed 1)
+    --random-range-ratio "${RANGE:-1}" --seed 1)
 echo "== $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(nproc) cores, $(date -u)," \
      "load $(cut -d' ' -f1-3 /proc/loadavg), commit $(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "== $NP ranks, preset $PRESET ${EXTRA[*]}, $PROMPTS prompts of $IN in / $OUT out," \
-     "concurrency $CONC ($BATCH per rank), factors 0 $FACTORS, $R rounds"
+     "concurrency $CONC ($BATCH per rank), range ratio ${RANGE:-1}, factors 0 $FACTORS, $R rounds"
 for r in $(seq 1 "$R"); do
   for f in 0 $FACTORS; do
     SERVE_READY_TIMEOUT=300 serve_start "$W/serve.out" "$W/serve.err" "${MPIRUN[@]}" -np "$NP" "$DPEP" \
