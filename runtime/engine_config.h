@@ -11,7 +11,7 @@ struct EngineConfig {
   long long kv_cache_tokens = 0;       // > 0: cache size in tokens
   double cache_max_entry_count = 0.3;  // else: this fraction of free memory (lmdeploy-style)
   bool prefix_caching = true;          // automatic prefix caching of full latent pages
-  double prefill_step_factor = 0.0;    // > 1: while decoding, a prefill step ~ this x a decode step
+  double prefill_step_factor = 2.0;    // > 1: while decoding, a prefill step ~ this x a decode step
 };
 
 }  // namespace dpep
