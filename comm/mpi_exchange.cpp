@@ -260,7 +260,7 @@ void MpiExchange::dispatch_into(DispatchResult& r, const float* x, int num_token
 }
 
 void MpiExchange::combine(const float* y, DispatchHandle&& handle, float* out) {
-  const DispatchHandle h = std::move(handle);
+  const DispatchHandle& h = handle;  // read only: its vectors stay with the caller for reuse
   const int R = size_;
   if (h.placement.num_ranks != R) throw std::invalid_argument("MpiExchange: foreign handle");
   const RowTypes& ty = row_types(h.hidden, h.topk);
