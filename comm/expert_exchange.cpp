@@ -8,6 +8,12 @@ namespace dpep::comm {
 DispatchLayout compute_layout(const int* topk_idx, int num_tokens, int topk,
                               const ExpertPlacement& placement) {
   DispatchLayout l;
+  compute_layout(l, topk_idx, num_tokens, topk, placement);
+  return l;
+}
+
+void compute_layout(DispatchLayout& l, const int* topk_idx, int num_tokens, int topk,
+                    const ExpertPlacement& placement) {
   l.num_tokens = num_tokens;
   l.num_ranks = placement.num_ranks;
   l.tokens_per_rank.assign(placement.num_ranks, 0);
@@ -24,7 +30,6 @@ DispatchLayout compute_layout(const int* topk_idx, int num_tokens, int topk,
     }
     for (int r = 0; r < placement.num_ranks; ++r) l.tokens_per_rank[r] += in_rank[r];
   }
-  return l;
 }
 
 int count_local_slots(const DispatchResult& r) {

@@ -35,6 +35,9 @@ struct DispatchLayout {
 // topk_idx: [num_tokens, topk], -1 = unused slot.
 DispatchLayout compute_layout(const int* topk_idx, int num_tokens, int topk,
                               const ExpertPlacement& placement);
+// The same into `l`, reusing its vectors' capacity.
+void compute_layout(DispatchLayout& l, const int* topk_idx, int num_tokens, int topk,
+                    const ExpertPlacement& placement);
 
 // Routing state of one dispatch; combine consumes it. Move-only.
 struct DispatchHandle {

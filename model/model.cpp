@@ -255,7 +255,7 @@ void Model::forward(const ForwardBatch& batch, const KvCacheView& kv, comm::Expe
                   stats ? &stats->moe[l] : nullptr);
       if (sink) report_moe_phases(*sink, l, tm, before, MoeTimes(stats->moe[l]));
     } else {
-      mlp_forward(L.mlp, normed, T, delta, rs.mlp_scratch, &rs.gemm);
+      mlp_forward(L.mlp, normed, T, delta, rs.moe.mlp_scratch, &rs.gemm);
     }
     for (size_t i = 0; i < n; ++i) hidden[i] += delta[i];
     if (stats) {

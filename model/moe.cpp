@@ -91,7 +91,7 @@ void moe_forward(const MoeWeights& w, const MoeOptions& opt, int hidden, const f
   if (w.has_shared && T > 0) {
     const size_t n = static_cast<size_t>(T) * H;
     float* shared = fit(rs.shared, n);
-    mlp_forward(w.shared, x, T, shared, rs.shared_scratch, &rs.gemm);
+    mlp_forward(w.shared, x, T, shared, rs.mlp_scratch, &rs.gemm);
     for (size_t i = 0; i < n; ++i) out[i] += shared[i];
   }
   double t5 = now_seconds();

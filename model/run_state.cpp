@@ -19,7 +19,12 @@ RunState::RunState(const ModelConfig& c, RunStateLimits lim) : lim_(lim) {
   for (auto* v : {&hidden, &normed, &delta}) v->reserve(T * H);
   last.reserve(R * H);
   logits.reserve(R * V);
-  if (c.first_k_dense_replace > 0 || E == 0) mlp_scratch.reserve(T * 2 * c.intermediate_size);
+  size_t mlp_inter = 0;  // widest of the dense MLP and the shared experts
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+    mlp_inter =
+        std::max<size_t>(mlp_inter, c.is_moe_layer(l) ? c.moe_intermediate_size * c.n_shared_experts
+                                                      : c.intermediate_size);
+  moe.mlp_scratch.reserve(T * 2 * mlp_inter);
   mla.q.reserve(T * nh * c.qk_head_dim());
   mla.qa.reserve(T * c.q_lora_rank);
   mla.ckv.reserve(T * W);
@@ -32,10 +37,7 @@ RunState::RunState(const ModelConfig& c, RunStateLimits lim) : lim_(lim) {
     moe.topk_w.reserve(T * K);
     moe.count.reserve(E);
     moe.offset.reserve(E + 1);
-    if (c.n_shared_experts > 0) {
-      moe.shared.reserve(T * H);
-      moe.shared_scratch.reserve(T * 2 * c.moe_intermediate_size * c.n_shared_experts);
-    }
+    if (c.n_shared_experts > 0) moe.shared.reserve(T * H);
   }
   if (lim.f32_cache && lim.max_context > 0) {
     attend_row_floats_ = attend_row_floats(kvl, W, lim.max_context);

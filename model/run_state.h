@@ -46,8 +46,7 @@ struct RunState {
 
   // Decoder: hidden, normed and delta [rows, H]; last [logits rows, H]; logits [logits rows, V].
   std::vector<float> hidden, normed, delta, last, logits;
-  std::vector<float> mlp_scratch;  // dense layers [rows, 2 I]
-  GemmScratch gemm;                // kernels of the dense layers and lm_head
+  GemmScratch gemm;  // kernels of the dense layers and lm_head
 
   struct Mla {
     std::vector<float> q, qa, ckv, qc, out_lat, attn, kvb;
@@ -84,8 +83,10 @@ struct RunState {
       GemmScratch gemm;
     };
     std::vector<Thread> threads;
-    std::vector<float> shared, shared_scratch;  // shared experts [rows, H], [rows, 2 I]
-    GemmScratch gemm;                           // kernels of the shared experts
+    // Shared experts [rows, H]; [rows, 2 I] of the shared experts and of the dense layers (one
+    // buffer: a layer has one or the other).
+    std::vector<float> shared, mlp_scratch;
+    GemmScratch gemm;  // kernels of the shared experts
   } moe;
 
  private:
