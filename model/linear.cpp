@@ -29,8 +29,11 @@ void Linear::forward(const float* x, int T, float* y, int ldx, int ldy,
   } else {
     // Exact mode on bf16/FP8 weights: about 4 MB of float32 rows at a time (whole 16-row
     // tiles), each block one sgemm.
-    thread_local std::vector<float> own;
-    std::vector<float>& buf = scratch ? scratch->dequant : own;
+    auto own = []() -> std::vector<float>& {  // touched only without a run-state
+      thread_local std::vector<float> v;
+      return v;
+    };
+    std::vector<float>& buf = scratch ? scratch->dequant : own();
     const int rows = dequant_rows();
     for (int r0 = 0; r0 < out_; r0 += rows) {
       const int nr = std::min(rows, out_ - r0);

@@ -1,94 +1,20 @@
 // A warm decode step makes no heap allocation (issue 13, item 6): every buffer of the forward
-// pass lives in the engine's run-state (model/run_state.h). This binary replaces malloc and its
-// relatives (glibc's documented malloc replacement, forwarding to __libc_*), so that every
-// allocation counts, whichever library makes it (libstdc++'s operator new, OpenMP, OpenBLAS)
-// and on whichever thread; the count runs only while a flag is set.
+// pass lives in the engine's run-state (model/run_state.h). Allocations are counted by a malloc
+// replacement (tests/alloc_counter.h), whichever library makes them and on whichever thread.
 #include <gtest/gtest.h>
 #include <omp.h>
 
-#include <execinfo.h>
-#include <unistd.h>
-#include <atomic>
-#include <cstdlib>
 #include <random>
 
+#include "alloc_counter.h"
 #include "model/ops/packed_gemm.h"
 #include "model_test_util.h"
 #include "runtime/engine.h"
-
-extern "C" {
-void* __libc_malloc(size_t);
-void* __libc_calloc(size_t, size_t);
-void* __libc_realloc(void*, size_t);
-void* __libc_memalign(size_t, size_t);
-void __libc_free(void*);
-}
-
-namespace {
-std::atomic<bool> g_counting{false};
-std::atomic<long> g_allocs{0};
-// DPEP_ALLOC_TRACE=1: the stacks of the first counted allocations go to stderr (resolve the
-// addresses with addr2line -i -f -C -e <binary>), to find what allocates.
-const bool g_trace = std::getenv("DPEP_ALLOC_TRACE") != nullptr;
-thread_local bool t_in_trace = false;
-inline void note() {
-  if (!g_counting.load(std::memory_order_relaxed)) return;
-  const long n = g_allocs.fetch_add(1, std::memory_order_relaxed);
-  if (g_trace && n < 5 && !t_in_trace) {
-    t_in_trace = true;  // backtrace() may allocate on its first call
-    void* bt[24];
-    backtrace_symbols_fd(bt, backtrace(bt, 24), 2);
-    (void)!write(2, "----\n", 5);
-    t_in_trace = false;
-  }
-}
-}  // namespace
-
-extern "C" {
-void* malloc(size_t n) {
-  note();
-  return __libc_malloc(n);
-}
-void* calloc(size_t n, size_t m) {
-  note();
-  return __libc_calloc(n, m);
-}
-void* realloc(void* p, size_t n) {
-  note();
-  return __libc_realloc(p, n);
-}
-void free(void* p) {
-  __libc_free(p);
-}
-void* memalign(size_t a, size_t n) {
-  note();
-  return __libc_memalign(a, n);
-}
-void* aligned_alloc(size_t a, size_t n) {
-  note();
-  return __libc_memalign(a, n);
-}
-int posix_memalign(void** p, size_t a, size_t n) {
-  note();
-  *p = __libc_memalign(a, n);
-  return *p ? 0 : 12;  // ENOMEM
-}
-}
 
 using namespace dpep;
 using namespace dpep::testing;
 
 namespace {
-
-// Heap allocations (every thread) made while f runs.
-template <class F>
-long count_allocations(F&& f) {
-  g_allocs = 0;
-  g_counting = true;
-  f();
-  g_counting = false;
-  return g_allocs.load();
-}
 
 bool bf16_available() {
   return gemm_isa() != GemmIsa::None;

@@ -202,8 +202,13 @@ void packed_gemm(const float* x, int M, int ldx, const PackedWeight& w, float* y
 void packed_gemm(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy,
                  GemmIsa isa, GemmScratch* scratch) {
   if (M <= 0 || w.empty()) return;
-  thread_local GemmScratch own;  // callers without a run-state (tests, benchmarks, tools)
-  GemmScratch& s = scratch ? *scratch : own;
+  // Callers without a run-state (tests, benchmarks, tools) get a thread_local scratch; it is
+  // only touched then (its first use on a thread allocates, to register its destructor).
+  auto own = []() -> GemmScratch& {
+    thread_local GemmScratch s;
+    return s;
+  };
+  GemmScratch& s = scratch ? *scratch : own();
   if (ldx < w.k() || ldy < w.n()) throw std::invalid_argument("packed_gemm: row stride too small");
   switch (isa) {
     case GemmIsa::Amx:
