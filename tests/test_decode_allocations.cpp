@@ -36,23 +36,37 @@ ModelOptions options(MatmulDType dt) {
   return o;
 }
 
+// What the decode runs: the tiny preset, or (long) a wider attention (16 heads, kv_lora 512)
+// decoding from position 100 to 400, where one row's attention is worth threads: with 2 threads
+// the bf16 kernel splits the keys into 128-position splits, more of them as the context grows.
+struct Run {
+  bool long_context = false;
+  int prompt() const { return long_context ? 100 : 9; }
+  int steps() const { return long_context ? 300 : 30; }
+};
+
 // Model::forward with a run-state: prefill, warm-up decode steps, then counted decode steps
 // over nseq sequences (each step one row per sequence, positions crossing pages).
-long forward_decode_allocations(MatmulDType dt, int nseq, int threads) {
-  const ModelConfig c = ModelConfig::preset("tiny");
+long forward_decode_allocations(MatmulDType dt, int nseq, int threads, Run run = {}) {
+  ModelConfig c = ModelConfig::preset("tiny");
+  if (run.long_context) {
+    c.num_attention_heads = 16;
+    c.kv_lora_rank = 512;
+  }
   const Model m(c, random_weights(c, 5), {}, options(dt));
   comm::LoopbackExchange ex;
-  SimpleCache cache(c, 64, 16, m.kv_cache_bf16());
+  SimpleCache cache(c, 256, 16, m.kv_cache_bf16());
   RunState rs = m.make_run_state(64, 8, 64 * 16);
   const int saved = omp_get_max_threads();
   omp_set_num_threads(threads);
   std::mt19937 g(3);
   std::vector<std::vector<int>> prompts(nseq);
   for (int s = 0; s < nseq; ++s)
-    for (int i = 0; i < 9 + 4 * s; ++i) prompts[s].push_back(2 + g() % (c.vocab_size - 2));
+    for (int i = 0; i < run.prompt() + 4 * s; ++i)
+      prompts[s].push_back(2 + g() % (c.vocab_size - 2));
   ForwardBatch pre = prompts_batch(cache, prompts);
   m.forward(pre, cache.view, ex, rs);
-  std::vector<int> pos(nseq), next(nseq);
+  std::vector<int> pos(nseq);
   for (int s = 0; s < nseq; ++s) pos[s] = static_cast<int>(prompts[s].size());
   // One decode batch, rebuilt in place each step (its vectors keep their capacity).
   ForwardBatch b;
@@ -76,10 +90,10 @@ long forward_decode_allocations(MatmulDType dt, int nseq, int threads) {
     m.forward(b, cache.view, ex, rs);
   };
   // The cache pages of the whole run, handed out before counting (the runtime's job).
-  for (int s = 0; s < nseq; ++s) cache.ensure(s, pos[s] + 40);
+  for (int s = 0; s < nseq; ++s) cache.ensure(s, pos[s] + run.steps() + 10);
   for (int i = 0; i < 3; ++i) decode_step();  // warm-up: buffers reach the decode shape
   const long n = count_allocations([&] {
-    for (int i = 0; i < 30; ++i) decode_step();
+    for (int i = 0; i < run.steps(); ++i) decode_step();
   });
   omp_set_num_threads(saved);
   return n;
@@ -91,6 +105,16 @@ TEST(DecodeAllocations, ModelForwardF32) {
       SCOPED_TRACE(::testing::Message() << nseq << " sequences, " << threads << " threads");
       EXPECT_EQ(forward_decode_allocations(MatmulDType::F32, nseq, threads), 0);
     }
+}
+
+// A long decode: the float32 per-row attention scratch and the bf16 key-split partials are
+// reserved for the run-state's max context, so the growing context never grows them.
+TEST(DecodeAllocations, LongContext) {
+  for (MatmulDType dt : {MatmulDType::F32, MatmulDType::BF16}) {
+    if (dt == MatmulDType::BF16 && !bf16_available()) continue;
+    SCOPED_TRACE(dt == MatmulDType::BF16 ? "bf16" : "fp32");
+    EXPECT_EQ(forward_decode_allocations(dt, 1, 2, {true}), 0);
+  }
 }
 
 TEST(DecodeAllocations, ModelForwardBf16) {

@@ -54,6 +54,10 @@ struct MlaAttnWorkspace {
   std::vector<float> partial;  // split mode: [block][split][rows][kv_lora_padded + 2]
   std::vector<std::pair<int, int>> items, rows;
   std::vector<size_t> offset;
+  // Reserves the split-mode buffers for decode rows (one token per block) of up to max_context
+  // positions, for as many blocks as split mode takes with `threads` threads: a long decode
+  // then never grows them as its context grows (capacity only; pages are touched as used).
+  void reserve_decode(const MlaAttnShape& shape, int max_context, int threads);
 };
 
 // Query tokens per block: about 256 rows (tokens x heads) per block, at least one token.
