@@ -41,7 +41,7 @@ RunState::RunState(const ModelConfig& c, RunStateLimits lim) : lim_(lim) {
   }
   if (!lim.f32_cache && lim.max_context > 0)
     mla.bf16.reserve_decode({static_cast<int>(nh), static_cast<int>(W), static_cast<int>(kvl)},
-                            lim.max_context, omp_get_max_threads());
+                            lim.max_context);
   if (lim.f32_cache && lim.max_context > 0) {
     attend_row_floats_ = attend_row_floats(kvl, W, lim.max_context);
     attend_pages_ = lim.max_context / 16 + 1;  // pages are at least 16 slots

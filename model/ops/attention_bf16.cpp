@@ -272,16 +272,14 @@ void run_split(const Ctx& x, const MlaQueryBlock& q, int s, MlaAttnWorkspace::Th
 }  // namespace
 #endif
 
-void MlaAttnWorkspace::reserve_decode(const MlaAttnShape& shape, int max_context, int threads) {
-  // Split mode runs when blocks < 2 x threads (mla_attention_bf16).
-  const size_t blocks = 2 * static_cast<size_t>(std::max(threads, 1)) - 1;
+void MlaAttnWorkspace::reserve_decode(const MlaAttnShape& shape, int max_context) {
   const size_t splits =
       (static_cast<size_t>(std::max(max_context, 1)) + kMlaKeySplit - 1) / kMlaKeySplit;
-  const size_t rec = static_cast<size_t>((shape.kv_lora + 15) / 16 * 16) + 2;
-  partial.reserve(blocks * splits * shape.heads * rec);
-  items.reserve(blocks * splits);
-  rows.reserve(blocks * shape.heads);
-  offset.reserve(blocks);
+  const size_t rec = static_cast<size_t>((shape.kv_lora + 15) / 16 * 16) + 2;  // o[kvp], m, l
+  partial.reserve(splits * shape.heads * rec);
+  items.reserve(splits);
+  rows.reserve(shape.heads);
+  offset.reserve(1);
 }
 
 void mla_attention_bf16(const MlaAttnShape& shape, const MlaBf16Pages& kv,
