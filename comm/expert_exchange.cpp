@@ -8,6 +8,12 @@ namespace dpep::comm {
 DispatchLayout compute_layout(const int* topk_idx, int num_tokens, int topk,
                               const ExpertPlacement& placement) {
   DispatchLayout l;
+  compute_layout(l, topk_idx, num_tokens, topk, placement);
+  return l;
+}
+
+void compute_layout(DispatchLayout& l, const int* topk_idx, int num_tokens, int topk,
+                    const ExpertPlacement& placement) {
   l.num_tokens = num_tokens;
   l.num_ranks = placement.num_ranks;
   l.tokens_per_rank.assign(placement.num_ranks, 0);
@@ -24,7 +30,6 @@ DispatchLayout compute_layout(const int* topk_idx, int num_tokens, int topk,
     }
     for (int r = 0; r < placement.num_ranks; ++r) l.tokens_per_rank[r] += in_rank[r];
   }
-  return l;
 }
 
 int count_local_slots(const DispatchResult& r) {
@@ -51,8 +56,15 @@ void weighted_sum_in_slot_order(const DispatchHandle& h, const std::vector<const
 DispatchResult LoopbackExchange::dispatch(const float* x, int num_tokens, int hidden,
                                           const int* topk_idx, const float* topk_weights, int topk,
                                           const ExpertPlacement& placement) {
-  if (placement.num_ranks != 1) throw std::invalid_argument("LoopbackExchange needs one rank");
   DispatchResult r;
+  dispatch_into(r, x, num_tokens, hidden, topk_idx, topk_weights, topk, placement);
+  return r;
+}
+
+void LoopbackExchange::dispatch_into(DispatchResult& r, const float* x, int num_tokens, int hidden,
+                                     const int* topk_idx, const float* topk_weights, int topk,
+                                     const ExpertPlacement& placement) {
+  if (placement.num_ranks != 1) throw std::invalid_argument("LoopbackExchange needs one rank");
   DispatchHandle& h = r.handle;
   h.num_tokens = num_tokens;
   h.hidden = hidden;
@@ -62,6 +74,12 @@ DispatchResult LoopbackExchange::dispatch(const float* x, int num_tokens, int hi
   h.topk_idx.assign(topk_idx, topk_idx + nk);
   h.topk_weights.assign(topk_weights, topk_weights + nk);
   r.tokens_per_local_expert.assign(placement.num_experts, 0);
+  h.send_token.clear();
+  r.src_rank.clear();
+  r.src_token.clear();
+  r.x.clear();
+  r.topk_local.clear();
+  r.topk_weights.clear();
   // Every token with at least one valid slot is "sent" to rank 0.
   for (int t = 0; t < num_tokens; ++t) {
     bool any = false;
@@ -80,21 +98,20 @@ DispatchResult LoopbackExchange::dispatch(const float* x, int num_tokens, int hi
     }
   }
   r.num_recv = static_cast<int>(h.send_token.size());
-  h.send_counts = {r.num_recv};
-  h.recv_counts = {r.num_recv};
-  h.recv_slot_counts = {count_local_slots(r)};
-  return r;
+  h.send_counts.assign(1, r.num_recv);
+  h.recv_counts.assign(1, r.num_recv);
+  h.recv_slot_counts.assign(1, count_local_slots(r));
 }
 
 void LoopbackExchange::combine(const float* y, DispatchHandle&& handle, float* out) {
-  const DispatchHandle h = std::move(handle);
-  std::vector<const float*> slot_rows(static_cast<size_t>(h.num_tokens) * h.topk, nullptr);
+  const DispatchHandle& h = handle;
+  slot_rows_.assign(static_cast<size_t>(h.num_tokens) * h.topk, nullptr);
   size_t row = 0;
   for (int t : h.send_token)
     for (int j = 0; j < h.topk; ++j)
       if (h.topk_idx[static_cast<size_t>(t) * h.topk + j] >= 0)
-        slot_rows[static_cast<size_t>(t) * h.topk + j] = y + (row++) * h.hidden;
-  weighted_sum_in_slot_order(h, slot_rows, out);
+        slot_rows_[static_cast<size_t>(t) * h.topk + j] = y + (row++) * h.hidden;
+  weighted_sum_in_slot_order(h, slot_rows_, out);
 }
 
 }  // namespace dpep::comm

@@ -35,6 +35,9 @@ struct DispatchLayout {
 // topk_idx: [num_tokens, topk], -1 = unused slot.
 DispatchLayout compute_layout(const int* topk_idx, int num_tokens, int topk,
                               const ExpertPlacement& placement);
+// The same into `l`, reusing its vectors' capacity.
+void compute_layout(DispatchLayout& l, const int* topk_idx, int num_tokens, int topk,
+                    const ExpertPlacement& placement);
 
 // Routing state of one dispatch; combine consumes it. Move-only.
 struct DispatchHandle {
@@ -89,7 +92,8 @@ class ExpertExchange {
   }
 
   // Collective. y: one UNWEIGHTED expert output row per (received row r, slot j with
-  // topk_local[r][j] >= 0), ordered by r then j: [num_slots, hidden].
+  // topk_local[r][j] >= 0), ordered by r then j: [num_slots, hidden]. Implementations only
+  // read the handle (its vectors stay with the caller, to be reused by dispatch_into).
   // out: [num_tokens, hidden], overwritten with sum_j topk_weights[t][j] * y(t, j), summed at
   // the home rank in slot order j = 0..topk-1. The result is therefore bitwise independent of
   // the number of ranks, the placement and the order in which messages arrive.
@@ -107,7 +111,14 @@ class LoopbackExchange final : public ExpertExchange {
   DispatchResult dispatch(const float* x, int num_tokens, int hidden, const int* topk_idx,
                           const float* topk_weights, int topk,
                           const ExpertPlacement& placement) override;
+  // Reuses the capacity of out's vectors: a warm layer loop allocates nothing.
+  void dispatch_into(DispatchResult& out, const float* x, int num_tokens, int hidden,
+                     const int* topk_idx, const float* topk_weights, int topk,
+                     const ExpertPlacement& placement) override;
   void combine(const float* y, DispatchHandle&& handle, float* out) override;
+
+ private:
+  std::vector<const float*> slot_rows_;  // combine scratch [num_tokens, topk]
 };
 
 // Shared by every implementation: the home-side weighted sum in slot order.

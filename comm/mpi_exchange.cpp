@@ -133,7 +133,8 @@ void MpiExchange::dispatch_into(DispatchResult& r, const float* x, int num_token
   const size_t H = hidden, K = topk;
 
   // 1. Layout: which token goes to which rank (once per rank).
-  const DispatchLayout layout = compute_layout(topk_idx, num_tokens, topk, placement);
+  DispatchLayout& layout = layout_;  // reused: its vectors keep their capacity
+  compute_layout(layout, topk_idx, num_tokens, topk, placement);
   DispatchHandle& h = r.handle;
   h.num_tokens = num_tokens;
   h.hidden = hidden;
@@ -141,7 +142,7 @@ void MpiExchange::dispatch_into(DispatchResult& r, const float* x, int num_token
   h.placement = placement;
   h.topk_idx.assign(topk_idx, topk_idx + num_tokens * K);
   h.topk_weights.assign(topk_weights, topk_weights + num_tokens * K);
-  h.send_counts = layout.tokens_per_rank;
+  h.send_counts.assign(layout.tokens_per_rank.begin(), layout.tokens_per_rank.end());
   h.send_token.clear();
   for (int dst = 0; dst < R; ++dst)
     for (int t = 0; t < num_tokens; ++t)
@@ -260,7 +261,7 @@ void MpiExchange::dispatch_into(DispatchResult& r, const float* x, int num_token
 }
 
 void MpiExchange::combine(const float* y, DispatchHandle&& handle, float* out) {
-  const DispatchHandle h = std::move(handle);
+  const DispatchHandle& h = handle;  // read only: its vectors stay with the caller for reuse
   const int R = size_;
   if (h.placement.num_ranks != R) throw std::invalid_argument("MpiExchange: foreign handle");
   const RowTypes& ty = row_types(h.hidden, h.topk);

@@ -82,6 +82,7 @@ class MpiExchange final : public ExpertExchange {
   // Small per-call scratch, kept to avoid reallocation: [size_] counts and displacements.
   std::vector<int> hdr_send_, hdr_recv_, sdispl_, rdispl_, ccount_, cdispl_;
   std::vector<const float*> slot_rows_;  // [num_tokens, topk]
+  DispatchLayout layout_;                // dispatch's layout, reused
   std::vector<uint16_t> bf16_row_;       // [hidden] conversion scratch
   size_t last_dispatch_bytes_ = 0, last_combine_bytes_ = 0;
 };

@@ -1,8 +1,6 @@
 // dpep: one binary, subcommands registered by launch/cmd_*.cpp.
 #include <fmt/format.h>
 
-#include <malloc.h>
-
 #include <cstring>
 #include <exception>
 
@@ -27,10 +25,6 @@ int main(int argc, char** argv) {
   // First, before MPI_Init and before any thread of ours: OpenBLAS reads OPENBLAS_CORETYPE only
   // when it loads, so fixing a fallback core choice needs a fresh process image.
   dpep::openblas_reexec_if_needed(argv);
-  // Activation buffers of a forward pass are large and short-lived: keep freed memory in the
-  // heap instead of unmapping it, so the next step does not page-fault it back in.
-  mallopt(M_MMAP_THRESHOLD, 1 << 30);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     print_usage();
     return argc < 2 ? 2 : 0;

@@ -17,24 +17,43 @@ Linear::Linear(PackedWeight w)
       out_(packed_->n()),
       in_(packed_->k()) {}
 
-void Linear::forward(const float* x, int T, float* y, int ldx, int ldy) const {
+void Linear::forward(const float* x, int T, float* y, int ldx, int ldy,
+                     GemmScratch* scratch) const {
   if (T == 0 || out_ == 0) return;
   if (ldx < 0) ldx = in_;
   if (ldy < 0) ldy = out_;
   if (bf16_compute_) {
-    packed_gemm(x, T, ldx, *packed_, y, ldy);
+    packed_gemm(x, T, ldx, *packed_, y, ldy, scratch);
   } else if (!packed_) {
     matmul_xwt(x, T, in_, w_.data(), out_, y, ldx, ldy);
   } else {
     // Exact mode on bf16/FP8 weights: about 4 MB of float32 rows at a time (whole 16-row
     // tiles), each block one sgemm.
-    thread_local std::vector<float> buf;
-    const int rows = std::max(16, (1 << 20) / std::max(in_, 1) / 16 * 16);
+    auto own = []() -> std::vector<float>& {  // touched only without a run-state
+      thread_local std::vector<float> v;
+      return v;
+    };
+    std::vector<float>& buf = scratch ? scratch->dequant : own();
+    const int rows = dequant_rows();
     for (int r0 = 0; r0 < out_; r0 += rows) {
       const int nr = std::min(rows, out_ - r0);
       const float* w = rows_f32(r0, nr, buf);
       matmul_xwt(x, T, in_, w, nr, y + r0, ldx, ldy);
     }
+  }
+}
+
+int Linear::dequant_rows() const {
+  return std::max(16, (1 << 20) / std::max(in_, 1) / 16 * 16);
+}
+
+void Linear::reserve(GemmScratch& scratch, int M, int threads) const {
+  if (out_ == 0) return;
+  if (bf16_compute_) {
+    scratch.reserve(*packed_, M, threads);
+  } else if (packed_) {
+    const size_t n = static_cast<size_t>(std::min(dequant_rows(), out_)) * in_;
+    if (scratch.dequant.size() < n) scratch.dequant.resize(n);
   }
 }
 

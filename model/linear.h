@@ -23,8 +23,12 @@ class Linear {
   Linear(std::vector<float> w, int out, int in);  // float32 weights [out, in]
   explicit Linear(PackedWeight w);                // bf16 or FP8 weights
 
-  // y[T, out] = x[T, in] W^T ; ldx/ldy are row strides (default in/out).
-  void forward(const float* x, int T, float* y, int ldx = -1, int ldy = -1) const;
+  // y[T, out] = x[T, in] W^T ; ldx/ldy are row strides (default in/out). Kernel buffers come
+  // from `scratch` (the caller's run-state), else from a thread_local one.
+  void forward(const float* x, int T, float* y, int ldx = -1, int ldy = -1,
+               GemmScratch* scratch = nullptr) const;
+  // Grows `scratch` to what forward() on up to M rows needs, for `threads` kernel workers.
+  void reserve(GemmScratch& scratch, int M, int threads) const;
 
   // Switches to the bf16 kernel; float32 weights are packed as bf16 and their copy freed.
   void to_bf16();
@@ -41,6 +45,7 @@ class Linear {
   size_t bytes() const;
 
  private:
+  int dequant_rows() const;  // float32 mode on bf16/FP8 weights: rows dequantised at a time
   std::vector<float> w_;
   std::shared_ptr<const PackedWeight> packed_;
   bool bf16_compute_ = false;

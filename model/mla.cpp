@@ -1,6 +1,7 @@
 #include "model/mla.h"
 
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +12,7 @@
 #include "model/ops/attention_kernel.h"
 #include "model/ops/dtypes.h"
 #include "model/ops/ops.h"
+#include "model/ops/parallel.h"
 
 namespace dpep {
 namespace {
@@ -61,13 +63,11 @@ void attend_block_gemm(const KvCacheView& kv, int layer, const SequenceSlice& s,
 
 // float32 cache: per-row kernel for decode rows and short chunks, sgemm blocks for long chunks.
 void attend_f32(const KvCacheView& kv, int layer, const ForwardBatch& batch, int nh, int kvl,
-                const float* qc, float* out_lat) {
+                const float* qc, float* out_lat, RunState::Mla& rs) {
   const int W = kv.width;
   // Work items: (seq index, first row, rows); rows > 1 means a GEMM block.
-  struct Item {
-    int seq, row, rows;
-  };
-  std::vector<Item> work;
+  std::vector<RunState::Mla::Item>& work = rs.items;
+  work.clear();
   for (int si = 0; si < static_cast<int>(batch.seqs.size()); ++si) {
     const int n = batch.seqs[si].num_rows;
     if (n >= kGemmRows) {
@@ -77,36 +77,36 @@ void attend_f32(const KvCacheView& kv, int layer, const ForwardBatch& batch, int
       for (int r = n - 1; r >= 0; --r) work.push_back({si, r, 1});
     }
   }
-#pragma omp parallel
-  {
-    std::vector<float> scratch, keys;
-    std::vector<const float*> pages;
-#pragma omp for schedule(dynamic, 1)
-    for (int i = 0; i < static_cast<int>(work.size()); ++i) {
+  parallel_for_dynamic(static_cast<int>(work.size()), true, [&](int i) {
+    RunState::Mla::Thread& th = rs.threads[omp_get_thread_num()];
+    std::vector<float>& scratch = th.scratch;
+    std::vector<float>& keys = th.keys;
+    std::vector<const float*>& pages = th.pages;
+    {
       const SequenceSlice& s = batch.seqs[work[i].seq];
       const int r = work[i].row, L = s.start_pos + r + 1;  // causal: keys [0, pos]
       const size_t row = static_cast<size_t>(s.row_begin + r) * nh;
       if (work[i].rows > 1) {
         attend_block_gemm(kv, layer, s, r, work[i].rows, nh, kvl, &qc[row * W], &out_lat[row * kvl],
                           scratch, keys);
-        continue;
+        return;
       }
       const int np = (L + kv.page_size - 1) / kv.page_size;
       pages.resize(np);
       for (int p = 0; p < np; ++p) pages[p] = kv.page(layer, s.block_table[p]);
-      scratch.resize(static_cast<size_t>(32) * L + 16 * kvl + 16 * W + 64);
+      scratch.resize(RunState::attend_row_floats(kvl, W, L));
       mla_attend_row(&qc[row * W], nh, W, kvl, pages.data(), kv.page_size, L, &out_lat[row * kvl],
                      scratch.data());
     }
-  }
+  });
 }
 
 // bf16 cache: one flash-attention kernel for decode rows and prefill chunks alike (AMX tiles),
 // in query blocks of ~256 rows; results do not depend on the chunking (attention_bf16.h).
 void attend_bf16(const KvCacheView& kv, int layer, const ForwardBatch& batch, int nh, int kvl,
-                 const float* qc, float* out_lat) {
-  thread_local MlaAttnWorkspace ws;
-  thread_local std::vector<MlaQueryBlock> blocks;
+                 const float* qc, float* out_lat, RunState::Mla& rs) {
+  MlaAttnWorkspace& ws = rs.bf16;
+  std::vector<MlaQueryBlock>& blocks = rs.blocks;
   const int W = kv.width, qt = mla_query_block_tokens(nh);
   blocks.clear();
   for (const auto& s : batch.seqs)
@@ -144,7 +144,8 @@ void pack_mla_bf16(const ModelConfig& c, MlaWeights& w) {
 }
 
 void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, int layer,
-                 const float* x, const ForwardBatch& batch, const KvCacheView& kv, float* out) {
+                 const float* x, const ForwardBatch& batch, const KvCacheView& kv, float* out,
+                 RunState::Mla& rs) {
   const int T = batch.num_rows();
   const int H = static_cast<int>(c.hidden_size), nh = static_cast<int>(c.num_attention_heads);
   const int nope = static_cast<int>(c.qk_nope_head_dim), rd = static_cast<int>(c.qk_rope_head_dim);
@@ -158,25 +159,21 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
   if (T == 0) return;
 
   // q = q_b(rmsnorm(q_a(x)))  [T, nh, nope+rope]
-  // Buffers kept across calls (resized within their capacity: no allocation once warm).
-  thread_local struct { std::vector<float> q, qa, ckv, qc, out_lat, attn; } buf;
-  std::vector<float>& q = buf.q;
-  q.resize(static_cast<size_t>(T) * nh * qd);
+  // Buffers of the run-state (grow-only: no allocation once warm).
+  float* q = fit(rs.q, static_cast<size_t>(T) * nh * qd);
   if (c.q_lora_rank > 0) {
     const int ql = static_cast<int>(c.q_lora_rank);
-    std::vector<float>& qa = buf.qa;
-    qa.resize(static_cast<size_t>(T) * ql);
-    w.q_a_proj.forward(x, T, qa.data());
-    rmsnorm_rows(qa.data(), T, ql, w.q_a_layernorm.data(), eps);
-    w.q_b_proj.forward(qa.data(), T, q.data());
+    float* qa = fit(rs.qa, static_cast<size_t>(T) * ql);
+    w.q_a_proj.forward(x, T, qa, -1, -1, &rs.gemm);
+    rmsnorm_rows(qa, T, ql, w.q_a_layernorm.data(), eps);
+    w.q_b_proj.forward(qa, T, q, -1, -1, &rs.gemm);
   } else {
-    w.q_proj.forward(x, T, q.data());
+    w.q_proj.forward(x, T, q, -1, -1, &rs.gemm);
   }
   // ckv = kv_a(x) [T, kv_lora + rope]; c = rmsnorm(ckv[:kv_lora]); k_pe = rope(ckv[kv_lora:])
-  std::vector<float>& ckv = buf.ckv;
-  ckv.resize(static_cast<size_t>(T) * W);
-  w.kv_a_proj_with_mqa.forward(x, T, ckv.data());
-  rmsnorm_rows(ckv.data(), T, kvl, w.kv_a_layernorm.data(), eps, W);
+  float* ckv = fit(rs.ckv, static_cast<size_t>(T) * W);
+  w.kv_a_proj_with_mqa.forward(x, T, ckv, -1, -1, &rs.gemm);
+  rmsnorm_rows(ckv, T, kvl, w.kv_a_layernorm.data(), eps, W);
   for (int t = 0; t < T; ++t) {
     rope.apply(&ckv[static_cast<size_t>(t) * W + kvl], 1, rd, batch.positions[t]);
     rope.apply(&q[static_cast<size_t>(t) * nh * qd + nope], nh, qd, batch.positions[t]);
@@ -195,12 +192,11 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
   // qc[t,h,:] = [q_nope[t,h] . W_uk[h] | q_pe[t,h]] * softmax_scale   [T, nh, W]
   // q_nope[t,h,nope] x W_uk[h][nope, kv_lora] -> q_lat[t,h,kv_lora]
   const float scale = static_cast<float>(c.softmax_scale());
-  std::vector<float>& qc = buf.qc;
-  qc.resize(static_cast<size_t>(T) * nh * W);
+  float* qc = fit(rs.qc, static_cast<size_t>(T) * nh * W);
   const bool packed = !w.uv_absorb.empty();
   // Float32 mode: kv_b rows of one head at a time (dequantised when stored bf16 or FP8).
-  thread_local std::vector<float> kvb_buf;
-  if (packed) head_proj_bf16(w.uk_absorb, q.data(), T, nh * qd, qd, qc.data(), nh * W, W);
+  std::vector<float>& kvb_buf = rs.kvb;
+  if (packed) head_proj_bf16(w.uk_absorb, q, T, nh * qd, qd, qc, nh * W, W);
   for (int h = 0; h < nh && !packed; ++h) {
     const float* kvb_h = w.kv_b_proj.rows_f32(h * (nope + vd), nope, kvb_buf);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, kvl, nope, scale, &q[h * qd], nh * qd,
@@ -213,23 +209,20 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
       for (int i = 0; i < rd; ++i) dst[i] = src[i] * scale;
     }
   // Attention per query row over its sequence's cached positions: out_lat [T, nh, kv_lora]
-  std::vector<float>& out_lat = buf.out_lat;
-  out_lat.resize(static_cast<size_t>(T) * nh * kvl);
+  float* out_lat = fit(rs.out_lat, static_cast<size_t>(T) * nh * kvl);
   if (kv.bf16)
-    attend_bf16(kv, layer, batch, nh, kvl, qc.data(), out_lat.data());
+    attend_bf16(kv, layer, batch, nh, kvl, qc, out_lat, rs);
   else
-    attend_f32(kv, layer, batch, nh, kvl, qc.data(), out_lat.data());
+    attend_f32(kv, layer, batch, nh, kvl, qc, out_lat, rs);
   // out_lat[t,h,kv_lora] x W_uv[h][v, kv_lora]^T -> attn[t,h,v]
-  std::vector<float>& attn = buf.attn;
-  attn.resize(static_cast<size_t>(T) * nh * vd);
-  if (packed)
-    head_proj_bf16(w.uv_absorb, out_lat.data(), T, nh * kvl, kvl, attn.data(), nh * vd, vd);
+  float* attn = fit(rs.attn, static_cast<size_t>(T) * nh * vd);
+  if (packed) head_proj_bf16(w.uv_absorb, out_lat, T, nh * kvl, kvl, attn, nh * vd, vd);
   for (int h = 0; h < nh && !packed; ++h) {
     const float* uv_h = w.kv_b_proj.rows_f32(h * (nope + vd) + nope, vd, kvb_buf);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, vd, kvl, 1.0f, &out_lat[h * kvl],
                 nh * kvl, uv_h, kvl, 0.0f, &attn[h * vd], nh * vd);
   }
-  w.o_proj.forward(attn.data(), T, out);
+  w.o_proj.forward(attn, T, out, -1, -1, &rs.gemm);
   (void)H;
 }
 

@@ -9,6 +9,7 @@
 #include "model/linear.h"
 #include "model/ops/attention_absorb.h"
 #include "model/rope.h"
+#include "model/run_state.h"
 
 namespace dpep {
 
@@ -31,7 +32,9 @@ struct MlaWeights {
 void pack_mla_bf16(const ModelConfig& c, MlaWeights& w);
 
 // x: [T, H] (already input-normed). out: [T, H]. Writes this batch's latents into `kv` first.
+// Every intermediate lives in `rs` (sized for the OpenMP team: RunState::fit_threads).
 void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, int layer,
-                 const float* x, const ForwardBatch& batch, const KvCacheView& kv, float* out);
+                 const float* x, const ForwardBatch& batch, const KvCacheView& kv, float* out,
+                 RunState::Mla& rs);
 
 }  // namespace dpep

@@ -104,41 +104,50 @@ double Model::weight_bytes_per_token() const {
 
 void Model::forward(const ForwardBatch& batch, const KvCacheView& kv, comm::ExpertExchange& ex,
                     std::vector<float>& logits, ForwardStats* stats) const {
+  RunState rs;
+  forward(batch, kv, ex, rs, stats);
+  logits = std::move(rs.logits);
+}
+
+void Model::forward(const ForwardBatch& batch, const KvCacheView& kv, comm::ExpertExchange& ex,
+                    RunState& rs, ForwardStats* stats) const {
   const ModelConfig& c = config_;
   const int T = batch.num_rows(), H = static_cast<int>(c.hidden_size);
   const int V = static_cast<int>(c.vocab_size);
   const float eps = static_cast<float>(c.rms_norm_eps);
   if (stats && stats->moe.size() != w_.layers.size()) stats->moe.resize(w_.layers.size());
+  rs.fit_threads();
 
   // hidden [T, H]
-  std::vector<float> hidden(static_cast<size_t>(T) * H), normed(hidden.size()),
-      delta(hidden.size());
+  const size_t n = static_cast<size_t>(T) * H;
+  float* hidden = fit(rs.hidden, n);
+  float* normed = fit(rs.normed, n);
+  float* delta = fit(rs.delta, n);
   for (int t = 0; t < T; ++t) {
     const int id = batch.token_ids[t];
     if (id < 0 || id >= V)
       throw std::out_of_range(fmt::format("token id {} is outside the vocabulary [0, {})", id, V));
     w_.embed_tokens.row(id, &hidden[static_cast<size_t>(t) * H]);
   }
-  std::vector<float> scratch;
   for (int l = 0; l < static_cast<int>(w_.layers.size()); ++l) {
     const LayerWeights& L = w_.layers[l];
     double t0 = now_seconds();
-    rmsnorm_rows_to(hidden.data(), normed.data(), T, H, L.input_layernorm.data(), eps);
-    mla_forward(c, L.attn, rope_, l, normed.data(), batch, kv, delta.data());
-    for (size_t i = 0; i < hidden.size(); ++i) hidden[i] += delta[i];
+    rmsnorm_rows_to(hidden, normed, T, H, L.input_layernorm.data(), eps);
+    mla_forward(c, L.attn, rope_, l, normed, batch, kv, delta, rs.mla);
+    for (size_t i = 0; i < n; ++i) hidden[i] += delta[i];
     double t1 = now_seconds();
-    rmsnorm_rows_to(hidden.data(), normed.data(), T, H, L.post_attention_layernorm.data(), eps);
+    rmsnorm_rows_to(hidden, normed, T, H, L.post_attention_layernorm.data(), eps);
     if (L.is_moe) {
       PhaseSink* sink = stats ? stats->phases : nullptr;
       const MoeTimes before = sink ? MoeTimes(stats->moe[l]) : MoeTimes(MoeStats{});
       const double tm = sink ? now_seconds() : 0;
-      moe_forward(L.moe, moe_opt_, H, normed.data(), T, ex, delta.data(),
+      moe_forward(L.moe, moe_opt_, H, normed, T, ex, delta, rs.moe,
                   stats ? &stats->moe[l] : nullptr);
       if (sink) report_moe_phases(*sink, l, tm, before, MoeTimes(stats->moe[l]));
     } else {
-      mlp_forward(L.mlp, normed.data(), T, delta.data(), scratch);
+      mlp_forward(L.mlp, normed, T, delta, rs.moe.mlp_scratch, &rs.gemm);
     }
-    for (size_t i = 0; i < hidden.size(); ++i) hidden[i] += delta[i];
+    for (size_t i = 0; i < n; ++i) hidden[i] += delta[i];
     if (stats) {
       stats->attention_s += t1 - t0;
       const double t2 = L.is_moe ? 0 : now_seconds();
@@ -151,13 +160,13 @@ void Model::forward(const ForwardBatch& batch, const KvCacheView& kv, comm::Expe
   }
   double th = now_seconds();
   const int R = static_cast<int>(batch.logits_rows.size());
-  std::vector<float> last(static_cast<size_t>(R) * H);
+  float* last = fit(rs.last, static_cast<size_t>(R) * H);
   for (int i = 0; i < R; ++i)
     std::memcpy(&last[static_cast<size_t>(i) * H],
                 &hidden[static_cast<size_t>(batch.logits_rows[i]) * H], sizeof(float) * H);
-  rmsnorm_rows(last.data(), R, H, w_.norm.data(), eps);
-  logits.resize(static_cast<size_t>(R) * V);
-  w_.lm_head.forward(last.data(), R, logits.data());
+  rmsnorm_rows(last, R, H, w_.norm.data(), eps);
+  rs.logits.resize(static_cast<size_t>(R) * V);
+  w_.lm_head.forward(last, R, rs.logits.data(), -1, -1, &rs.gemm);
   if (stats) {
     const double te = now_seconds();
     stats->head_s += te - th;

@@ -13,6 +13,7 @@
 #include "model/moe.h"
 #include "model/ops/dtypes.h"
 #include "model/rope.h"
+#include "model/run_state.h"
 
 namespace dpep {
 
@@ -98,9 +99,18 @@ class Model {
 
   // Runs every layer on `batch` (any mix of prefill chunks and decode rows; may be empty, in
   // which case it still takes part in every MoE exchange). Writes the latents of the batch's
-  // positions into `kv`. logits: [batch.logits_rows.size(), vocab].
+  // positions into `kv`. Every buffer it writes is in `rs` (reused: a warm decode step
+  // allocates nothing); rs.logits: [batch.logits_rows.size(), vocab].
+  void forward(const ForwardBatch& batch, const KvCacheView& kv, comm::ExpertExchange& ex,
+               RunState& rs, ForwardStats* stats = nullptr) const;
+  // The same with a run-state for this call only (tests, tools); logits as above.
   void forward(const ForwardBatch& batch, const KvCacheView& kv, comm::ExpertExchange& ex,
                std::vector<float>& logits, ForwardStats* stats = nullptr) const;
+  // A run-state for steps of at most `max_rows` rows, `max_logits_rows` sampled rows and
+  // sequences of at most `max_context` positions.
+  RunState make_run_state(int max_rows, int max_logits_rows, int max_context) const {
+    return RunState(config_, {max_rows, max_logits_rows, max_context, !kv_cache_bf16()});
+  }
 
  private:
   ModelConfig config_;

@@ -1,76 +1,98 @@
 #include "model/moe.h"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
 #include "comm/clock.h"
 #include "model/ops/ops.h"
+#include "model/ops/parallel.h"
 
 namespace dpep {
 
 void moe_forward(const MoeWeights& w, const MoeOptions& opt, int hidden, const float* x, int T,
-                 comm::ExpertExchange& ex, float* out, MoeStats* stats) {
+                 comm::ExpertExchange& ex, float* out, RunState::Moe& rs, MoeStats* stats) {
   const int E = opt.router.num_experts, K = opt.router.top_k, H = hidden;
   double t0 = now_seconds();
   // Router in float32: logits [T, E] = x W_gate^T, each row's logits independent of the batch.
-  std::vector<float> logits(static_cast<size_t>(T) * E);
-  matmul_xwt_fixed_order(x, T, H, w.gate.data(), E, logits.data());
-  std::vector<int> topk_idx(static_cast<size_t>(T) * K);
-  std::vector<float> topk_w(static_cast<size_t>(T) * K);
-  route(opt.router, logits.data(), w.bias.empty() ? nullptr : w.bias.data(), T, topk_idx.data(),
-        topk_w.data());
+  float* logits = fit(rs.router_logits, static_cast<size_t>(T) * E);
+  matmul_xwt_fixed_order(x, T, H, w.gate.data(), E, logits);
+  int* topk_idx = fit(rs.topk_idx, static_cast<size_t>(T) * K);
+  float* topk_w = fit(rs.topk_w, static_cast<size_t>(T) * K);
+  route(opt.router, logits, w.bias.empty() ? nullptr : w.bias.data(), T, topk_idx, topk_w,
+        rs.route);
   const comm::ExpertPlacement& placement = w.placement;
   if (placement.num_experts != E || placement.num_ranks != ex.num_ranks())
     throw std::logic_error("moe_forward: weights were loaded for another expert placement");
-  if (opt.simulate_perfect_eplb) simulate_perfect_eplb(topk_idx.data(), T, K, placement);
+  if (opt.simulate_perfect_eplb) simulate_perfect_eplb(topk_idx, T, K, placement);
   double t1 = now_seconds();
 
-  // One result per engine thread, reused layer after layer: dispatch_into keeps its buffers.
-  // (A reference, so that the expert threads below read the engine thread's result.)
-  thread_local comm::DispatchResult engine_thread_result;
-  comm::DispatchResult& r = engine_thread_result;
-  ex.dispatch_into(r, x, T, H, topk_idx.data(), topk_w.data(), K, placement);
+  // The run-state's result, reused layer after layer: dispatch_into keeps its buffers.
+  comm::DispatchResult& r = rs.dispatch;
+  ex.dispatch_into(r, x, T, H, topk_idx, topk_w, K, placement);
   double t2 = now_seconds();
 
-  // y: one unweighted row per (received row, local slot), ordered by row then slot.
+  // y: one unweighted row per (received row, local slot), ordered by row then slot. The
+  // (received row, y row) pairs of local expert e are pairs[offset[e] .. offset[e + 1]).
   const int nloc = static_cast<int>(w.local.size());
-  std::vector<int> y_index(static_cast<size_t>(r.num_recv) * K, -1);
-  std::vector<std::vector<std::pair<int, int>>> by_expert(nloc);  // (recv row, y row)
+  const size_t nk = static_cast<size_t>(r.num_recv) * K;
+  int* y_index = fit(rs.y_index, nk);
+  int* count = fit(rs.count, nloc);
+  int* offset = fit(rs.offset, static_cast<size_t>(nloc) + 1);
+  std::fill_n(count, nloc, 0);
   int ny = 0;
+  for (size_t i = 0; i < nk; ++i) {
+    const int e = r.topk_local[i];
+    y_index[i] = e < 0 ? -1 : ny++;
+    if (e >= 0) ++count[e];
+  }
+  offset[0] = 0;
+  for (int e = 0; e < nloc; ++e) offset[e + 1] = offset[e] + count[e];
+  std::pair<int, int>* pairs = fit(rs.pairs, static_cast<size_t>(ny));
+  std::fill_n(count, nloc, 0);
   for (int i = 0; i < r.num_recv; ++i)
     for (int j = 0; j < K; ++j) {
       const int e = r.topk_local[static_cast<size_t>(i) * K + j];
-      if (e < 0) continue;
-      by_expert[e].emplace_back(i, ny);
-      y_index[static_cast<size_t>(i) * K + j] = ny++;
+      if (e >= 0) pairs[offset[e] + count[e]++] = {i, y_index[static_cast<size_t>(i) * K + j]};
     }
-  std::vector<float> y(static_cast<size_t>(ny) * H);
-#pragma omp parallel
-  {
-    std::vector<float> xs, ys, scratch;
-#pragma omp for schedule(dynamic, 1)
-    for (int e = 0; e < nloc; ++e) {
-      const auto& rows = by_expert[e];
-      const int n = static_cast<int>(rows.size());
-      if (n == 0) continue;
-      xs.resize(static_cast<size_t>(n) * H);
-      ys.resize(static_cast<size_t>(n) * H);
+  float* y = fit(rs.y, static_cast<size_t>(ny) * H);
+  // Every thread's buffers fit the largest expert of this call, and small batches (decode) fit
+  // all T rows, so that a routing change never grows them inside the loop.
+  int max_n = std::min(T, 256);
+  for (int e = 0; e < nloc; ++e) max_n = std::max(max_n, offset[e + 1] - offset[e]);
+  for (RunState::Moe::Thread& th : rs.threads) {
+    fit(th.xs, static_cast<size_t>(max_n) * H);
+    fit(th.ys, static_cast<size_t>(max_n) * H);
+    if (nloc > 0) w.local[0].reserve(th.scratch, th.gemm, max_n, 1);  // nested: one worker
+  }
+  parallel_for_dynamic(nloc, true, [&](int e) {
+    RunState::Moe::Thread& th = rs.threads[omp_get_thread_num()];
+    {
+      const std::pair<int, int>* rows = pairs + offset[e];
+      const int n = offset[e + 1] - offset[e];
+      if (n == 0) return;
+      float* xs = th.xs.data();
+      float* ys = th.ys.data();
       for (int k = 0; k < n; ++k)
         std::memcpy(&xs[static_cast<size_t>(k) * H], &r.x[static_cast<size_t>(rows[k].first) * H],
                     sizeof(float) * H);
-      mlp_forward(w.local[e], xs.data(), n, ys.data(), scratch);
+      mlp_forward(w.local[e], xs, n, ys, th.scratch, &th.gemm);
       for (int k = 0; k < n; ++k)
         std::memcpy(&y[static_cast<size_t>(rows[k].second) * H], &ys[static_cast<size_t>(k) * H],
                     sizeof(float) * H);
     }
-  }
+  });
   double t3 = now_seconds();
-  ex.combine(y.data(), std::move(r.handle), out);
+  // combine reads the handle and leaves it in r, so its buffers serve the next layer.
+  ex.combine(y, std::move(r.handle), out);
   double t4 = now_seconds();
   if (w.has_shared && T > 0) {
-    std::vector<float> shared(static_cast<size_t>(T) * H), scratch;
-    mlp_forward(w.shared, x, T, shared.data(), scratch);
-    for (size_t i = 0; i < shared.size(); ++i) out[i] += shared[i];
+    const size_t n = static_cast<size_t>(T) * H;
+    float* shared = fit(rs.shared, n);
+    mlp_forward(w.shared, x, T, shared, rs.mlp_scratch, &rs.gemm);
+    for (size_t i = 0; i < n; ++i) out[i] += shared[i];
   }
   double t5 = now_seconds();
   if (stats) {
@@ -81,8 +103,8 @@ void moe_forward(const MoeWeights& w, const MoeOptions& opt, int hidden, const f
     stats->shared_s += t5 - t4;
     if (stats->local_expert_tokens.size() != static_cast<size_t>(nloc))
       stats->local_expert_tokens.assign(nloc, 0);
-    for (int e = 0; e < nloc; ++e) stats->local_expert_tokens[e] += by_expert[e].size();
-    for (int v : topk_idx) stats->pairs_sent += v >= 0;
+    for (int e = 0; e < nloc; ++e) stats->local_expert_tokens[e] += offset[e + 1] - offset[e];
+    for (size_t i = 0; i < static_cast<size_t>(T) * K; ++i) stats->pairs_sent += topk_idx[i] >= 0;
   }
 }
 

@@ -7,6 +7,7 @@
 #include "comm/expert_exchange.h"
 #include "model/mlp.h"
 #include "model/router.h"
+#include "model/run_state.h"
 
 namespace dpep {
 
@@ -32,8 +33,9 @@ struct MoeOptions {
   bool simulate_perfect_eplb = false;
 };
 
-// x: [T, H] post-attention-normed input; out: [T, H] = routed + shared.
+// x: [T, H] post-attention-normed input; out: [T, H] = routed + shared. Every intermediate
+// (router, dispatch result, expert rows) lives in `rs` (sized for the OpenMP team).
 void moe_forward(const MoeWeights& w, const MoeOptions& opt, int hidden, const float* x, int T,
-                 comm::ExpertExchange& ex, float* out, MoeStats* stats);
+                 comm::ExpertExchange& ex, float* out, RunState::Moe& rs, MoeStats* stats);
 
 }  // namespace dpep

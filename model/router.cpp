@@ -20,10 +20,18 @@ RouterParams RouterParams::from_config(const ModelConfig& c) {
 }
 
 void route(const RouterParams& p, const float* logits, const float* bias, int T, int* topk_idx,
-           float* topk_w) {
+           float* topk_w, RouteScratch& scratch) {
   const int E = p.num_experts, K = p.top_k, G = p.n_group, per_group = E / G;
-  std::vector<float> s(E), choice(E), group_score(G);
-  std::vector<int> order(E), gorder(G);
+  auto sized = [](auto& v, int n) -> auto& {
+    if (static_cast<int>(v.size()) != n) v.resize(n);  // within capacity once warm
+    return v;
+  };
+  std::vector<float>& s = sized(scratch.s, E);
+  std::vector<float>& choice = sized(scratch.choice, E);
+  std::vector<float>& group_score = sized(scratch.group_score, G);
+  std::vector<int>& order = sized(scratch.order, E);
+  std::vector<int>& gorder = sized(scratch.gorder, G);
+  std::vector<char>& keep = sized(scratch.keep, G);
   for (int t = 0; t < T; ++t) {
     const float* l = logits + static_cast<size_t>(t) * E;
     // 1. scores
@@ -50,10 +58,14 @@ void route(const RouterParams& p, const float* logits, const float* bias, int T,
         }
         group_score[g] = per_group >= 2 ? a + b : a;
       }
-      std::iota(gorder.begin(), gorder.end(), 0);
-      std::stable_sort(gorder.begin(), gorder.end(),
-                       [&](int x, int y) { return group_score[x] > group_score[y]; });
-      std::vector<char> keep(G, 0);
+      // Groups by descending score, ties in group order (a stable insertion sort: the
+      // groups are few, and std::stable_sort allocates its buffer).
+      for (int g = 0; g < G; ++g) {
+        int i = g;
+        for (; i > 0 && group_score[gorder[i - 1]] < group_score[g]; --i) gorder[i] = gorder[i - 1];
+        gorder[i] = g;
+      }
+      std::fill(keep.begin(), keep.end(), 0);
       for (int i = 0; i < p.topk_group; ++i) keep[gorder[i]] = 1;
       for (int e = 0; e < E; ++e)
         if (!keep[e / per_group]) choice[e] = 0.0f;  // zero, not -inf, as the reference

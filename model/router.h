@@ -18,10 +18,22 @@ struct RouterParams {
   static RouterParams from_config(const ModelConfig& c);
 };
 
+// The router's per-call buffers, kept by the caller (grow-only: a warm call allocates nothing).
+struct RouteScratch {
+  std::vector<float> s, choice, group_score;
+  std::vector<int> order, gorder;
+  std::vector<char> keep;
+};
+
 // logits: [T, E] router logits (float32). bias: [E] or nullptr.
 // topk_idx/topk_w: [T, top_k], slots ordered by descending selection score (ties: lower id).
 void route(const RouterParams& p, const float* logits, const float* bias, int T, int* topk_idx,
-           float* topk_w);
+           float* topk_w, RouteScratch& scratch);
+inline void route(const RouterParams& p, const float* logits, const float* bias, int T,
+                  int* topk_idx, float* topk_w) {
+  RouteScratch scratch;
+  route(p, logits, bias, T, topk_idx, topk_w, scratch);
+}
 
 // --simulate-perfect-eplb: idx[t][j] = ((t*k + j) mod R) * (E / R); the weights stay.
 void simulate_perfect_eplb(int* topk_idx, int T, int top_k, const comm::ExpertPlacement& placement);

@@ -37,8 +37,9 @@ int main() {
   openblas_set_num_threads(1);
   std::mt19937 rng(1);
   std::normal_distribution<float> nd;
-  fmt::print("one thread; us per call, median\n| T | E | H | sgemm | fixed order | ratio |\n"
-             "|---|---|---|---|---|---|\n");
+  fmt::print(
+      "one thread; us per call, median\n| T | E | H | sgemm | fixed order | ratio |\n"
+      "|---|---|---|---|---|---|\n");
   const int shapes[][2] = {{64, 1024}, {256, 7168}};
   for (auto& s : shapes) {
     const int E = s[0], H = s[1];

@@ -5,10 +5,43 @@
 
 namespace dpep {
 
-BlockManager::BlockManager(int num_pages, int page_size)
-    : num_pages_(num_pages), page_size_(page_size), info_(num_pages > 0 ? num_pages : 0) {
+NodePool::NodePool(size_t slots) : mem_(new std::byte[slots * kSlot]), slots_(slots) {
+  free_.reserve(slots);
+  for (size_t i = slots; i-- > 0;) free_.push_back(mem_.get() + i * kSlot);
+}
+
+void* NodePool::take() {
+  if (free_.empty()) return nullptr;
+  void* p = free_.back();
+  free_.pop_back();
+  return p;
+}
+
+bool NodePool::give(void* p) {
+  const std::byte* b = static_cast<const std::byte*>(p);
+  if (b < mem_.get() || b >= mem_.get() + slots_ * kSlot) return false;
+  free_.push_back(p);
+  return true;
+}
+
+namespace {
+int checked_pages(int num_pages, int page_size) {
   if (num_pages <= 0 || page_size <= 0)
     throw std::invalid_argument("KV cache needs pages of positive size");
+  return num_pages;
+}
+}  // namespace
+
+BlockManager::BlockManager(int num_pages, int page_size)
+    : num_pages_(checked_pages(num_pages, page_size)),
+      page_size_(page_size),
+      info_(num_pages),
+      page_tokens_(static_cast<size_t>(num_pages) * page_size),
+      pool_(std::make_unique<NodePool>(num_pages)),
+      index_(num_pages, PageHashHasher{}, std::equal_to<PageHash>{},
+             PoolAllocator<std::pair<const PageHash, int>>(pool_.get())) {
+  index_.reserve(num_pages);  // never rehashes: at most one entry per page
+  events_.reserve(2 * static_cast<size_t>(num_pages));
   // Pop from the back: hand out low page ids first.
   for (int p = num_pages - 1; p >= 0; --p) free_.push_back(p);
 }
@@ -31,7 +64,6 @@ int BlockManager::allocate() {
     index_.erase(pi.hash);
     events_.push_back({pi.hash, false});
     pi.committed = false;
-    pi.tokens.clear();
     pi.gen++;
     evictions_++;
   }
@@ -61,8 +93,8 @@ void BlockManager::release(std::vector<int>& table) {
 
 bool BlockManager::verify(int page, const int* tokens, PageRef parent) const {
   const PageInfo& pi = info_[page];
-  return pi.committed && pi.parent == parent &&
-         std::equal(pi.tokens.begin(), pi.tokens.end(), tokens);
+  const int* own = page_tokens_.data() + static_cast<size_t>(page) * page_size_;
+  return pi.committed && pi.parent == parent && std::equal(own, own + page_size_, tokens);
 }
 
 std::vector<int> BlockManager::match(const std::vector<PageHash>& hashes,
@@ -106,15 +138,24 @@ PageRef BlockManager::commit(int page, const PageHash& hash, const int* tokens, 
   pi.committed = true;
   pi.hash = hash;
   pi.parent = parent;
-  pi.tokens.assign(tokens, tokens + page_size_);
+  std::copy(tokens, tokens + page_size_,
+            page_tokens_.begin() + static_cast<ptrdiff_t>(page) * page_size_);
   index_.emplace(hash, page);
   events_.push_back({hash, true});
   return ref_of(page);
 }
 
+void BlockManager::take_events(std::vector<CacheEvent>& out) {
+  // Room for a few sequences crossing a page in one step, so that `out` rarely grows.
+  if (out.capacity() < std::max<size_t>(events_.size(), 64))
+    out.reserve(std::max<size_t>(events_.size(), 64));
+  out.assign(events_.begin(), events_.end());
+  events_.clear();  // keeps its capacity
+}
+
 std::vector<CacheEvent> BlockManager::take_events() {
   std::vector<CacheEvent> e;
-  e.swap(events_);
+  take_events(e);
   return e;
 }
 

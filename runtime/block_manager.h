@@ -6,8 +6,10 @@
 // parent page (id and generation), so even a hash collision never hands out another prompt's
 // pages.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <list>
+#include <memory>
 #include <unordered_map>
 #include <vector>
 
@@ -27,6 +29,44 @@ struct PageRef {
 struct CacheEvent {
   PageHash hash;
   bool added = false;
+};
+
+// Fixed-size slots carved from one block allocated up front. The prefix index holds at most one
+// node per page, so its nodes come from here and a commit in a decode step allocates nothing.
+class NodePool {
+ public:
+  static constexpr size_t kSlot = 64;  // bytes; an index node is about 40
+  explicit NodePool(size_t slots);
+  void* take();        // null when every slot is in use
+  bool give(void* p);  // false if p is not one of the slots
+ private:
+  std::unique_ptr<std::byte[]> mem_;
+  size_t slots_;
+  std::vector<void*> free_;
+};
+
+// Single objects from the pool while it has slots (other requests, e.g. the bucket array, and
+// any overflow go to the heap).
+template <class T>
+struct PoolAllocator {
+  using value_type = T;
+  NodePool* pool = nullptr;
+  explicit PoolAllocator(NodePool* p) : pool(p) {}
+  template <class U>
+  PoolAllocator(const PoolAllocator<U>& o) : pool(o.pool) {}
+  T* allocate(size_t n) {
+    if (n == 1 && sizeof(T) <= NodePool::kSlot && alignof(T) <= 16 && pool)
+      if (void* p = pool->take()) return static_cast<T*>(p);
+    return std::allocator<T>().allocate(n);
+  }
+  void deallocate(T* p, size_t n) {
+    if (n == 1 && pool && pool->give(p)) return;
+    std::allocator<T>().deallocate(p, n);
+  }
+  template <class U>
+  bool operator==(const PoolAllocator<U>& o) const {
+    return pool == o.pool;
+  }
 };
 
 class BlockManager {
@@ -63,6 +103,8 @@ class BlockManager {
   PageRef commit(int page, const PageHash& hash, const int* tokens, PageRef parent);
   PageRef ref_of(int page) const { return {page, info_[page].gen}; }
   std::vector<CacheEvent> take_events();
+  // The same into `out` (replaced, its capacity reused: a warm loop allocates nothing).
+  void take_events(std::vector<CacheEvent>& out);
 
  private:
   struct PageInfo {
@@ -71,7 +113,6 @@ class BlockManager {
     bool committed = false;
     PageHash hash;
     PageRef parent;
-    std::vector<int> tokens;
     std::list<int>::iterator lru_it;
   };
   int allocate();
@@ -80,9 +121,13 @@ class BlockManager {
   int num_pages_, page_size_;
   std::vector<int> free_;
   std::vector<PageInfo> info_;
-  std::list<int> lru_;  // unreferenced committed pages, least recently released first
-  std::unordered_map<PageHash, int, PageHashHasher> index_;
-  std::vector<CacheEvent> events_;
+  std::vector<int> page_tokens_;    // [num_pages, page_size]: the tokens of committed pages
+  std::list<int> lru_;              // unreferenced committed pages, least recently released first
+  std::unique_ptr<NodePool> pool_;  // before index_: outlives it
+  std::unordered_map<PageHash, int, PageHashHasher, std::equal_to<PageHash>,
+                     PoolAllocator<std::pair<const PageHash, int>>>
+      index_;
+  std::vector<CacheEvent> events_;  // reserved for a step's worst case (every page, twice)
   int64_t evictions_ = 0;
 };
 

@@ -10,6 +10,7 @@
 #include "runtime/engine_config.h"
 #include "runtime/kv_cache.h"
 #include "runtime/request_source.h"
+#include "runtime/sampler.h"
 #include "runtime/scheduler.h"
 
 namespace dpep {
@@ -39,6 +40,9 @@ class Engine {
   int num_waiting() const { return sched_.num_waiting(); }
   // Runs exactly one forward (empty if nothing is scheduled) and returns the events.
   StepReport step();
+  // The same into `rep`, reusing its vectors: a warm decode step allocates nothing (see
+  // tests/test_decode_allocations.cpp for what still does).
+  void step(StepReport& rep);
 
   const BlockManager& blocks() const { return blocks_; }
   const EngineConfig& config() const { return cfg_; }
@@ -55,6 +59,12 @@ class Engine {
   KvCache cache_;
   Scheduler sched_;
   ForwardStats stats_;
+  // Reused step after step (a warm decode step allocates nothing for the forward).
+  RunState run_state_;
+  ForwardBatch batch_;
+  std::vector<int> sample_chunk_;  // chunk index of each logits row
+  std::vector<ScheduledChunk> chunks_;
+  SamplerScratch sampler_;
   std::vector<RequestEvent> pending_events_;  // rejections and aborts, reported next step
 };
 

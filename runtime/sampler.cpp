@@ -22,7 +22,7 @@ double uniform_from(uint64_t seed, uint64_t step) {
 }
 
 SampleResult sample_token(const float* logits, int vocab, const SamplingParams& p, uint64_t seed,
-                          int step) {
+                          int step, SamplerScratch& scratch) {
   SampleResult out;
   if (p.temperature <= 0.0f) {
     int best = 0;
@@ -31,7 +31,8 @@ SampleResult sample_token(const float* logits, int vocab, const SamplingParams& 
     out.token = best;
   } else {
     // Candidates sorted by logit, descending (ties: lower id first).
-    std::vector<int> ids(vocab);
+    std::vector<int>& ids = scratch.ids;
+    ids.resize(vocab);  // within capacity once warm
     std::iota(ids.begin(), ids.end(), 0);
     int n = vocab;
     if (p.top_k > 0 && p.top_k < vocab) {
@@ -44,7 +45,8 @@ SampleResult sample_token(const float* logits, int vocab, const SamplingParams& 
         return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
       });
     }
-    std::vector<double> prob(n);
+    std::vector<double>& prob = scratch.prob;
+    prob.resize(n);
     const double m = logits[ids[0]] / p.temperature;
     double z = 0;
     for (int i = 0; i < n; ++i) z += (prob[i] = std::exp(logits[ids[i]] / p.temperature - m));
@@ -81,12 +83,14 @@ SampleResult sample_token(const float* logits, int vocab, const SamplingParams& 
     }
   }
   if (p.logprobs || p.top_logprobs > 0) {
-    std::vector<float> lp(vocab);
+    std::vector<float>& lp = scratch.lp;
+    lp.resize(vocab);
     log_softmax(logits, vocab, lp.data());
     out.logprobs.logprob = lp[out.token];
     const int k = std::min(p.top_logprobs, vocab);
     if (k > 0) {
-      std::vector<int> ids(vocab);
+      std::vector<int>& ids = scratch.ids;
+      ids.resize(vocab);
       std::iota(ids.begin(), ids.end(), 0);
       std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
                         [&](int a, int b) { return lp[a] > lp[b] || (lp[a] == lp[b] && a < b); });

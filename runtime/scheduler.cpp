@@ -52,8 +52,8 @@ void Scheduler::preempt(Sequence* s) {
   running_.erase(it);
 }
 
-std::vector<ScheduledChunk> Scheduler::schedule() {
-  std::vector<ScheduledChunk> out;
+void Scheduler::schedule(std::vector<ScheduledChunk>& out) {
+  out.clear();
   int budget = std::min(cfg_.max_prefill_tokens, prefill_budget_);
   // 1. Running sequences, oldest first; make room by preempting the newest.
   for (size_t i = 0; i < running_.size(); ++i) {
@@ -79,7 +79,7 @@ std::vector<ScheduledChunk> Scheduler::schedule() {
     for (size_t i = s->num_computed / ps; i < s->page_hashes.size(); ++i)
       in_flight.insert(s->page_hashes[i]);
   };
-  if (cfg_.prefix_caching)
+  if (cfg_.prefix_caching && !waiting_.empty())
     for (const auto& r : running_) mark_in_flight(r.get());
   for (size_t wi = 0; wi < waiting_.size() &&
                       static_cast<int>(running_.size()) < cfg_.max_batch_size && budget > 0;) {
@@ -116,7 +116,6 @@ std::vector<ScheduledChunk> Scheduler::schedule() {
     out.push_back({s, s->num_computed, n, s->num_computed + n == total});
     if (cfg_.prefix_caching) mark_in_flight(s);
   }
-  return out;
 }
 
 std::vector<std::unique_ptr<Sequence>> Scheduler::postprocess(

@@ -43,7 +43,13 @@ class Scheduler {
   // Takes ownership. Returns false (and marks the sequence finished with an error) if it can
   // never fit in the cache or the model's context.
   bool add(std::unique_ptr<Sequence> seq);
-  std::vector<ScheduledChunk> schedule();
+  std::vector<ScheduledChunk> schedule() {
+    std::vector<ScheduledChunk> out;
+    schedule(out);
+    return out;
+  }
+  // The same into `out` (cleared first; its capacity is reused step after step).
+  void schedule(std::vector<ScheduledChunk>& out);
   // After the step: chunks' tokens are computed; finished sequences release their pages and
   // are handed back.
   std::vector<std::unique_ptr<Sequence>> postprocess(const std::vector<ScheduledChunk>& chunks);

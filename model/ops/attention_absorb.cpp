@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "model/ops/dtypes.h"
+#include "model/ops/parallel.h"
 
 #if defined(__AVX512BF16__)
 #include <immintrin.h>
@@ -36,12 +37,11 @@ void head_proj_bf16(const HeadProjBf16& p, const float* x, int T, size_t x_row, 
   // Threads only when the work outweighs a parallel region (~10 us): a decode row's 16 heads
   // are ~5 us. Each (row, head) is computed the same way either way.
   const bool par = static_cast<double>(T) * p.heads * n2 * p.outp > 1.5e6;
-#pragma omp parallel if (par)
-  {
+  parallel_ranges(T * p.heads, par, [&](int i_begin, int i_end, int) {
     uint32_t xp[1024];  // one (row, head) input as bf16 pairs (in <= 2048, checked)
-#pragma omp for schedule(static) collapse(2)
-    for (int t = 0; t < T; ++t)
-      for (int h = 0; h < p.heads; ++h) {
+    for (int th = i_begin; th < i_end; ++th) {
+      {
+        const int t = th / p.heads, h = th % p.heads;
         const float* xs = x + t * x_row + h * x_head;
         for (int i = 0; i < n2; ++i) {
           const uint32_t lo = f32_to_bf16(xs[2 * i]);
@@ -67,7 +67,8 @@ void head_proj_bf16(const HeadProjBf16& p, const float* x, int T, size_t x_row, 
           }
         }
       }
-  }
+    }
+  });
 #else
   (void)p, (void)x, (void)T, (void)x_row, (void)x_head, (void)y, (void)y_row, (void)y_head;
   throw std::logic_error("this build has no AVX512-BF16 kernel");

@@ -10,6 +10,7 @@
 // the query block. The score tile comes out as [key][row]; the probabilities are transposed to
 // [row][key] (small: rows x keys, not x dims) to be the A operand of P V.
 #include "model/ops/attention_bf16.h"
+#include "model/ops/parallel.h"
 
 // GCC 12 reports _mm512_undefined_ps() inside its own intrinsics as maybe-uninitialized.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -271,6 +272,16 @@ void run_split(const Ctx& x, const MlaQueryBlock& q, int s, MlaAttnWorkspace::Th
 }  // namespace
 #endif
 
+void MlaAttnWorkspace::reserve_decode(const MlaAttnShape& shape, int max_context) {
+  const size_t splits =
+      (static_cast<size_t>(std::max(max_context, 1)) + kMlaKeySplit - 1) / kMlaKeySplit;
+  const size_t rec = static_cast<size_t>((shape.kv_lora + 15) / 16 * 16) + 2;  // o[kvp], m, l
+  partial.reserve(splits * shape.heads * rec);
+  items.reserve(splits);
+  rows.reserve(shape.heads);
+  offset.reserve(1);
+}
+
 void mla_attention_bf16(const MlaAttnShape& shape, const MlaBf16Pages& kv,
                         const MlaQueryBlock* blocks, int n, MlaAttnWorkspace& ws) {
 #if defined(__AVX512BF16__)
@@ -305,8 +316,7 @@ void mla_attention_bf16(const MlaAttnShape& shape, const MlaBf16Pages& kv,
     if (ws.partial.size() < partial_floats) ws.partial.resize(partial_floats);
   }
   if (!split_mode) {
-#pragma omp parallel for schedule(dynamic, 1) if (par)
-    for (int i = 0; i < n; ++i) {
+    parallel_for_dynamic(n, par, [&](int i) {
       auto& t = ws.threads[omp_get_thread_num()];
       const MlaQueryBlock& q = blocks[i];
       pack_queries(x, q, t.qv.data());
@@ -318,7 +328,7 @@ void mla_attention_bf16(const MlaAttnShape& shape, const MlaBf16Pages& kv,
       for (int g = 0; g < q.tq * shape.heads; ++g)
         finish_row(t.accl[g], t.acc.data() + static_cast<size_t>(g) * x.kvp, shape.kv_lora,
                    q.out + static_cast<size_t>(g) * shape.kv_lora);
-    }
+    });
     return;
   }
   // Split mode: items (block, split), partial records at offset[block] + (split * rows + row).
@@ -332,8 +342,7 @@ void mla_attention_bf16(const MlaAttnShape& shape, const MlaBf16Pages& kv,
     off += static_cast<size_t>(num_splits(blocks[i])) * blocks[i].tq * shape.heads * rec;
     for (int s = 0; s < num_splits(blocks[i]); ++s) items.emplace_back(i, s);
   }
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int it = 0; it < static_cast<int>(items.size()); ++it) {
+  parallel_for_dynamic(static_cast<int>(items.size()), true, [&](int it) {
     auto& t = ws.threads[omp_get_thread_num()];
     const auto [i, s] = items[it];
     const MlaQueryBlock& q = blocks[i];
@@ -345,24 +354,25 @@ void mla_attention_bf16(const MlaAttnShape& shape, const MlaBf16Pages& kv,
       p[x.kvp] = t.ms[r];
       p[x.kvp + 1] = t.ls[r];
     });
-  }
+  });
   auto& rows = ws.rows;  // (block, row)
   rows.clear();
   for (int i = 0; i < n; ++i)
     for (int g = 0; g < blocks[i].tq * shape.heads; ++g) rows.emplace_back(i, g);
-#pragma omp parallel for schedule(static)
-  for (int r = 0; r < static_cast<int>(rows.size()); ++r) {
+  parallel_ranges(static_cast<int>(rows.size()), true, [&](int r_begin, int r_end, int) {
     auto& t = ws.threads[omp_get_thread_num()];
-    const auto [i, g] = rows[r];
-    const MlaQueryBlock& q = blocks[i];
-    const int M = q.tq * shape.heads, pos = q.pos0 + g / shape.heads;
-    float M_ = 0, L_ = 0;
-    for (int s = 0; s * kMlaKeySplit <= pos; ++s) {
-      const float* p = ws.partial.data() + offset[i] + (static_cast<size_t>(s) * M + g) * rec;
-      merge_row(s == 0, p[x.kvp], p[x.kvp + 1], p, x.kvp, M_, L_, t.acc.data());
+    for (int r = r_begin; r < r_end; ++r) {
+      const auto [i, g] = rows[r];
+      const MlaQueryBlock& q = blocks[i];
+      const int M = q.tq * shape.heads, pos = q.pos0 + g / shape.heads;
+      float M_ = 0, L_ = 0;
+      for (int s = 0; s * kMlaKeySplit <= pos; ++s) {
+        const float* p = ws.partial.data() + offset[i] + (static_cast<size_t>(s) * M + g) * rec;
+        merge_row(s == 0, p[x.kvp], p[x.kvp + 1], p, x.kvp, M_, L_, t.acc.data());
+      }
+      finish_row(L_, t.acc.data(), shape.kv_lora, q.out + static_cast<size_t>(g) * shape.kv_lora);
     }
-    finish_row(L_, t.acc.data(), shape.kv_lora, q.out + static_cast<size_t>(g) * shape.kv_lora);
-  }
+  });
 #else
   (void)shape, (void)kv, (void)blocks, (void)n, (void)ws;
   throw std::logic_error("this build has no AVX512-BF16 attention kernel");

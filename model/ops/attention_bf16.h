@@ -54,6 +54,11 @@ struct MlaAttnWorkspace {
   std::vector<float> partial;  // split mode: [block][split][rows][kv_lora_padded + 2]
   std::vector<std::pair<int, int>> items, rows;
   std::vector<size_t> offset;
+  // Reserves the split-mode buffers for one decode row of up to max_context positions, the case
+  // split mode is for (one long sequence on every core): its decode never grows them as the
+  // context grows (capacity only: pages are touched as used; V3 at 160K positions: 340 MB).
+  // Several long rows at once in split mode still grow them, geometrically.
+  void reserve_decode(const MlaAttnShape& shape, int max_context);
 };
 
 // Query tokens per block: about 256 rows (tokens x heads) per block, at least one token.

@@ -1,4 +1,5 @@
 #include "model/ops/ops.h"
+#include "model/ops/parallel.h"
 #include "model/ops/simd_exp.h"
 
 #include <cblas.h>
@@ -83,19 +84,21 @@ void matmul_xwt_fixed_order(const float* x, int T, int in, const float* W, int o
   constexpr int RT = 4, RE = 4;
   const int eblocks = (out + RE - 1) / RE;
   // Threads take blocks of outputs; each element is computed whole by one thread.
-#pragma omp parallel for schedule(static) if (static_cast <long long>(T) * out * in > (1 << 20))
-  for (int eb = 0; eb < eblocks; ++eb) {
-    const int e0 = eb * RE, ne = std::min(RE, out - e0);
-    const float* w = W + static_cast<size_t>(e0) * in;
-    int t = 0;
-    for (; ne == RE && t + RT <= T; t += RT)
-      xwt_tile<RT, RE>(x + static_cast<size_t>(t) * in, in, w, in,
-                       y + static_cast<size_t>(t) * out + e0, out);
-    for (; t < T; ++t)
-      for (int e = 0; e < ne; ++e)
-        xwt_tile<1, 1>(x + static_cast<size_t>(t) * in, in, w + static_cast<size_t>(e) * in, in,
-                       y + static_cast<size_t>(t) * out + e0 + e, out);
-  }
+  const bool worth_threads = static_cast<long long>(T) * out * in > (1 << 20);
+  parallel_ranges(eblocks, worth_threads, [&](int eb0, int eb1, int) {
+    for (int eb = eb0; eb < eb1; ++eb) {
+      const int e0 = eb * RE, ne = std::min(RE, out - e0);
+      const float* w = W + static_cast<size_t>(e0) * in;
+      int t = 0;
+      for (; ne == RE && t + RT <= T; t += RT)
+        xwt_tile<RT, RE>(x + static_cast<size_t>(t) * in, in, w, in,
+                         y + static_cast<size_t>(t) * out + e0, out);
+      for (; t < T; ++t)
+        for (int e = 0; e < ne; ++e)
+          xwt_tile<1, 1>(x + static_cast<size_t>(t) * in, in, w + static_cast<size_t>(e) * in, in,
+                         y + static_cast<size_t>(t) * out + e0 + e, out);
+    }
+  });
 }
 
 void rmsnorm_rows(float* x, int rows, int n, const float* w, float eps, int ld) {

@@ -172,22 +172,52 @@ void PackedWeight::tile_bf16(int nt, int kt, uint16_t* out) const {
   for (int i = 0; i < kTileElems; ++i) out[i] = f32_to_bf16(lut[data_[off + i]] * sc);
 }
 
+void GemmScratch::reserve(const PackedWeight& w, int M, int threads) {
+  const int KT = w.k_tiles();
+  const bool fp8 = w.dtype() == DType::F8E4M3;
+  auto grow = [](auto& v, size_t n) {
+    if (v.size() < n) v.resize(n);
+  };
+  grow(x, gemm_detail::gemm_x_elems(M, KT));
+  if (workers.size() < static_cast<size_t>(threads)) workers.resize(threads);
+  for (Worker& k : workers) {
+    grow(k.accs, gemm_detail::gemm_accs_floats(M));
+    grow(k.sc, static_cast<size_t>(KT + 3) / 4);
+    if (fp8) {
+      grow(k.conv, gemm_detail::gemm_conv_elems(KT));
+      grow(k.xscaled, static_cast<size_t>(M) * KT * 32);
+    }
+  }
+}
+
 void packed_gemm(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy) {
-  packed_gemm(x, M, ldx, w, y, ldy, gemm_isa());
+  packed_gemm(x, M, ldx, w, y, ldy, gemm_isa(), nullptr);
 }
 
 void packed_gemm(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy,
-                 GemmIsa isa) {
+                 GemmScratch* scratch) {
+  packed_gemm(x, M, ldx, w, y, ldy, gemm_isa(), scratch);
+}
+
+void packed_gemm(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy,
+                 GemmIsa isa, GemmScratch* scratch) {
   if (M <= 0 || w.empty()) return;
+  // Callers without a run-state (tests, benchmarks, tools) get a thread_local scratch; it is
+  // only touched then (its first use on a thread allocates, to register its destructor).
+  auto own = []() -> GemmScratch& {
+    thread_local GemmScratch s;
+    return s;
+  };
+  GemmScratch& s = scratch ? *scratch : own();
   if (ldx < w.k() || ldy < w.n()) throw std::invalid_argument("packed_gemm: row stride too small");
   switch (isa) {
     case GemmIsa::Amx:
       if (gemm_isa() != GemmIsa::Amx) break;
-      gemm_detail::gemm_amx(x, M, ldx, w, y, ldy);
+      gemm_detail::gemm_amx(x, M, ldx, w, y, ldy, s);
       return;
     case GemmIsa::Avx512Bf16:
       if (gemm_isa() == GemmIsa::None) break;
-      gemm_detail::gemm_avx512bf16(x, M, ldx, w, y, ldy);
+      gemm_detail::gemm_avx512bf16(x, M, ldx, w, y, ldy, s);
       return;
     case GemmIsa::None:
       break;

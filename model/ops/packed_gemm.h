@@ -65,10 +65,30 @@ class PackedWeight {
   std::vector<float> scale_inv_;  // fp8 only
 };
 
+// The buffers of packed_gemm calls made from one thread, kept by the caller (the model's
+// run-state, model/run_state.h) and only grown, so that a warm call allocates nothing: x rounded
+// to bf16 (or packed for AMX), shared by the call's threads, and per worker thread of the call
+// the fp8 conversions, the accumulators and the block scales.
+struct GemmScratch {
+  std::vector<uint16_t> x;
+  struct Worker {
+    std::vector<uint16_t> conv, xscaled;
+    std::vector<float> accs;  // 16 floats per accumulator vector, plus room to align to 64 bytes
+    std::vector<float> sc;
+  };
+  std::vector<Worker> workers;
+  std::vector<float> dequant;  // float32 mode on bf16/FP8 weights: dequantised rows (Linear)
+  // Grows the buffers to what calls of up to M rows on w need, for up to `threads` workers.
+  void reserve(const PackedWeight& w, int M, int threads);
+};
+
 // y[m * ldy + j] = sum_k bf16(x[m * ldx + k]) * W[j][k] for m < M, j < N, in float32.
-// isa must not be None (throws std::invalid_argument); defaults to gemm_isa().
+// isa must not be None (throws std::invalid_argument); defaults to gemm_isa(). Without a
+// scratch, a thread_local one of the calling thread is used.
 void packed_gemm(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy);
 void packed_gemm(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy,
-                 GemmIsa isa);
+                 GemmScratch* scratch);
+void packed_gemm(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy,
+                 GemmIsa isa, GemmScratch* scratch = nullptr);
 
 }  // namespace dpep

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model/ops/packed_gemm_kernels.h"
+#include "model/ops/parallel.h"
 
 // GCC 12 reports _mm512_undefined_* inside its own intrinsics as maybe-uninitialized.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -19,10 +20,25 @@
 namespace dpep::gemm_detail {
 namespace {
 
-constexpr int kTileElems = 512;
+constexpr int kTileElems = kGemmTileElems;
 // fp8 weights with at most two 16-row blocks of x are converted this many k tiles at a time
 // (2 x 8 KB of bf16: stays in L1 between conversion and use).
-constexpr int kFp8ChunkTiles = 8;
+constexpr int kFp8ChunkTiles = kGemmFp8ChunkTiles;
+
+template <class T>
+T* grown(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+template <class T>
+T* align64(T* p) {
+  return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
+}
+// Workers a parallel_ranges(.., parallel, ..) call may use: their scratch exists before it.
+void fit_workers(GemmScratch& s, bool parallel) {
+  const size_t n = parallel && omp_team_possible() ? omp_get_max_threads() : 1;
+  if (s.workers.size() < n) s.workers.resize(n);
+}
 // Below this many weight elements (2 MB of bf16) a call runs on the calling thread: waking a
 // second thread costs more than it saves on such a read, and far more on a busy machine.
 constexpr size_t kParallelMinElems = size_t(1) << 20;
@@ -115,30 +131,24 @@ void pack_x_amx(const float* x, int M, int ldx, int K, int KT, uint16_t* xp) {
 
 }  // namespace
 
-void gemm_amx(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy) {
+void gemm_amx(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy,
+              GemmScratch& s) {
   const int KT = w.k_tiles(), NP = w.n_tiles() / 2, N = w.n();
   const int MB = (M + 15) / 16;
   const bool fp8 = w.dtype() == DType::F8E4M3;
-  thread_local std::vector<uint16_t, std::allocator<uint16_t>> xp_storage;
-  xp_storage.resize(static_cast<size_t>(MB) * KT * kTileElems + 32);
-  uint16_t* xp = reinterpret_cast<uint16_t*>((reinterpret_cast<uintptr_t>(xp_storage.data()) + 63) &
-                                             ~uintptr_t(63));
+  uint16_t* xp = align64(grown(s.x, gemm_x_elems(M, KT)));
   pack_x_amx(x, M, ldx, w.k(), KT, xp);
   // With one pair of x blocks, fp8 is converted a chunk of k at a time right before use;
   // otherwise the whole pair of row tiles is converted once and reused by every x block.
   const int chunk = fp8 && MB <= 2 ? std::min(KT, kFp8ChunkTiles) : KT;
   const bool parallel = static_cast<size_t>(w.n_tiles()) * KT * kTileElems >= kParallelMinElems;
-#pragma omp parallel if (parallel)
-  {
+  fit_workers(s, parallel);
+  parallel_ranges(NP, parallel, [&](int p_begin, int p_end, int worker) {
     configure_tiles();
-    thread_local std::vector<uint16_t> conv;
-    if (fp8) conv.resize(2 * static_cast<size_t>(chunk) * kTileElems + 32);
-    uint16_t* cb = reinterpret_cast<uint16_t*>((reinterpret_cast<uintptr_t>(conv.data()) + 63) &
-                                               ~uintptr_t(63));
+    uint16_t* cb = fp8 ? align64(grown(s.workers[worker].conv, gemm_conv_elems(KT))) : nullptr;
     const size_t span = static_cast<size_t>(chunk) * kTileElems;
     alignas(64) float c[4][256];
-#pragma omp for schedule(static)
-    for (int p = 0; p < NP; ++p) {
+    for (int p = p_begin; p < p_end; ++p) {
       const int nt0 = 2 * p;
       const uint16_t* wa = reinterpret_cast<const uint16_t*>(w.tiles());
       if (fp8 && chunk == KT) convert_pair(w, nt0, 0, KT, cb, span);
@@ -193,7 +203,7 @@ void gemm_amx(const float* x, int M, int ldx, const PackedWeight& w, float* y, i
       }
     }
     _tile_release();
-  }
+  });
 }
 
 namespace {
@@ -285,35 +295,30 @@ void fp8x32_to_bf16_exact_avx512(const uint8_t* src, uint16_t* dst) {
 // FP8 on this path: the e4m3 codes are exact in bf16 and the block scale goes with x instead
 // (x rounded to bf16 after the multiplication, per 128x128 block): one scale per block of 128
 // output rows and 128 k, so x is scaled once per 128 output rows.
-void gemm_avx512bf16(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy) {
+void gemm_avx512bf16(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy,
+                     GemmScratch& s) {
   const int KT = w.k_tiles(), NT = w.n_tiles(), N = w.n(), K = w.k();
   const bool fp8 = w.dtype() == DType::F8E4M3;
   const size_t xs = static_cast<size_t>(KT) * 32;
   const int KB = (KT + 3) / 4;  // 128-wide k blocks
-  // bf16 weights: x rounded once here and shared by every thread (a pointer: thread_local
-  // storage is per thread).
-  thread_local std::vector<uint16_t> xb_storage;
-  if (!fp8) {
-    xb_storage.resize(static_cast<size_t>(M) * xs);
-    round_x(x, M, ldx, K, KT, nullptr, xb_storage.data());
-  }
-  const uint16_t* xb_shared = xb_storage.data();
+  // bf16 weights: x rounded once here and shared by every thread.
+  uint16_t* xb_shared = grown(s.x, gemm_x_elems(M, KT));
+  if (!fp8) round_x(x, M, ldx, K, KT, nullptr, xb_shared);
   // Up to this many rows of x, fp8 tiles are converted in registers at each use; above, a
   // tile column is converted once into a buffer and reused by every row.
   constexpr int kFusedRows = 2;
   constexpr int kChunk = 16;  // k tiles per chunk when several rows of x share a tile column
   const bool parallel = static_cast<size_t>(NT) * KT * kTileElems >= kParallelMinElems;
-#pragma omp parallel if (parallel)
-  {
-    thread_local std::vector<uint16_t> conv, xscaled;
-    thread_local std::vector<__m512> accs;
+  fit_workers(s, parallel);
+  parallel_ranges(NT, parallel, [&](int nt_begin, int nt_end, int worker) {
+    // This worker's scratch in the caller's GemmScratch (grown to the largest shape seen).
+    GemmScratch::Worker& wk = s.workers[worker];
     int scaled_rb = -1;
-    std::vector<float> sc(KB);
-    accs.resize(static_cast<size_t>(16) * M);
-    if (fp8 && M > kFusedRows) conv.resize(static_cast<size_t>(KT) * kTileElems);
-    if (fp8) xscaled.resize(static_cast<size_t>(M) * xs);
-#pragma omp for schedule(static)
-    for (int nt = 0; nt < NT; ++nt) {
+    float* sc = grown(wk.sc, KB);
+    __m512* accs = reinterpret_cast<__m512*>(align64(grown(wk.accs, gemm_accs_floats(M))));
+    uint16_t* conv = fp8 && M > kFusedRows ? grown(wk.conv, gemm_conv_elems(KT)) : nullptr;
+    uint16_t* xscaled = fp8 ? grown(wk.xscaled, static_cast<size_t>(M) * xs) : nullptr;
+    for (int nt = nt_begin; nt < nt_end; ++nt) {
       if (nt * 16 >= N) continue;
       const int ni = std::min(16, N - nt * 16);
       const uint16_t* xb = xb_shared;
@@ -323,12 +328,12 @@ void gemm_avx512bf16(const float* x, int M, int ldx, const PackedWeight& w, floa
         const int rb = nt / 8;  // 128 output rows = 8 tiles share their scales
         if (rb != scaled_rb) {
           for (int kb = 0; kb < KB; ++kb) sc[kb] = w.scale(nt, kb * 4);
-          round_x(x, M, ldx, K, KT, sc.data(), xscaled.data());
+          round_x(x, M, ldx, K, KT, sc, xscaled);
           scaled_rb = rb;
         }
-        xb = xscaled.data();
+        xb = xscaled;
       }
-      __m512* acc = accs.data();  // [16 rows][M]
+      __m512* acc = accs;  // [16 rows][M]
       const uint8_t* q = w.tiles() + static_cast<size_t>(nt) * KT * kTileElems;
       if (fp8 && M <= kFusedRows) {
         for (int m = 0; m < M; ++m) {
@@ -342,10 +347,10 @@ void gemm_avx512bf16(const float* x, int M, int ldx, const PackedWeight& w, floa
         for (int kt = 0; kt < KT; ++kt)
           for (int i = 0; i < 16; ++i)
             _mm512_storeu_si512(
-                conv.data() + static_cast<size_t>(kt) * kTileElems + i * 32,
+                conv + static_cast<size_t>(kt) * kTileElems + i * 32,
                 fp8x32_to_bf16_exact(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(
                     q + static_cast<size_t>(kt) * kTileElems + i * 32))));
-        a = conv.data();
+        a = conv;
       }
       if (M == 1) {
         dot_chunk<16, 1>(a, 0, KT, xb, xs, (std::fill_n(acc, 16, _mm512_setzero_ps()), acc));
@@ -378,7 +383,7 @@ void gemm_avx512bf16(const float* x, int M, int ldx, const PackedWeight& w, floa
           y[static_cast<size_t>(m) * ldy + nt * 16 + i] = _mm512_reduce_add_ps(v);
         }
     }
-  }
+  });
 }
 
 }  // namespace dpep::gemm_detail

@@ -17,7 +17,22 @@ void fp8x32_to_bf16_exact_avx512(const uint8_t* src, uint16_t* dst);
 // Asks Linux for the AMX tile state once; false if the kernel refuses.
 bool request_amx_permission();
 
-void gemm_amx(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy);
-void gemm_avx512bf16(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy);
+void gemm_amx(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy,
+              GemmScratch& s);
+void gemm_avx512bf16(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy,
+                     GemmScratch& s);
+
+// Elements of the scratch buffers a call needs (the kernels and GemmScratch::reserve agree).
+constexpr int kGemmTileElems = 512;
+constexpr int kGemmFp8ChunkTiles = 8;
+inline size_t gemm_x_elems(int M, int KT) {
+  return static_cast<size_t>((M + 15) / 16) * KT * kGemmTileElems + 32;  // >= M * KT * 32
+}
+inline size_t gemm_conv_elems(int KT) {
+  return 2 * static_cast<size_t>(KT) * kGemmTileElems + 32;
+}
+inline size_t gemm_accs_floats(int M) {
+  return static_cast<size_t>(16) * M * 16 + 16;
+}
 
 }  // namespace dpep::gemm_detail
