@@ -152,7 +152,8 @@ int run_plan(int argc, char** argv) {
   fmt::print("ranks: {} ({} per host), {} threads per rank\n", ranks, ranks_per_host, f.threads);
   if (auto_prefill)
     fmt::print(
-        "--max-prefill-tokens auto: {} (activations within 1.5 GB, the ranks within the host)\n",
+        "--max-prefill-tokens auto: {} (activations within max(1.5 GB, 5% of the weights), the "
+        "ranks within the host)\n",
         f.max_prefill_tokens);
   fmt::print("per rank:\n{}\n", format_memory_plan(p, f));
   const uint64_t host_need = p.peak() * ranks_per_host;

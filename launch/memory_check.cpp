@@ -77,8 +77,8 @@ MemoryPlan check_memory_plan(const comm::MpiContext& mpi, comm::ControlPlane& cp
         if (f.max_prefill_tokens == 0) {
           f.max_prefill_tokens = auto_max_prefill_tokens(cfg, tensors, f, avail);
           log.info(
-              "--max-prefill-tokens auto: {} (activations within 1.5 GB, the ranks within the "
-              "host)",
+              "--max-prefill-tokens auto: {} (activations within max(1.5 GB, 5% of the weights), "
+              "the ranks within the host)",
               f.max_prefill_tokens);
         }
         plan = make_memory_plan(cfg, tensors, f, avail);

@@ -29,9 +29,10 @@ void RunArgs::add_to(po::options_description& d) {
                   "running sequences per rank")(
       "max-prefill-tokens", po::value(&max_prefill_tokens)->default_value(max_prefill_tokens),
       "prefill tokens per step per rank (chunked prefill); 0: auto, the largest of 8192, 4096, "
-      "..., 256 whose activations stay within 1.5 GB and for which the host's ranks fit")(
-      "kv-cache-tokens", po::value(&kv_cache_tokens)->default_value(kv_cache_tokens),
-      "KV cache size per rank in tokens (0: use --cache-max-entry-count)")(
+      "..., 256 whose activations stay within max(1.5 GB, 5% of the weights) and for which "
+      "the host's ranks fit")("kv-cache-tokens",
+                              po::value(&kv_cache_tokens)->default_value(kv_cache_tokens),
+                              "KV cache size per rank in tokens (0: use --cache-max-entry-count)")(
       "cache-max-entry-count",
       po::value(&cache_max_entry_count)->default_value(cache_max_entry_count),
       "fraction of free memory given to the KV cache of each rank")(

@@ -62,7 +62,9 @@ uint64_t activation_bytes_at(const ModelConfig& c, const PlanFlags& f, long long
           T * (H + 2 * Is);
   }
   const uint64_t head = B * (H + V);
-  return (base + std::max({attn, dense, moe}) + head) * sizeof(float);
+  // The run-state (model/run_state.h) keeps the attention buffers and the MLP/MoE buffers for the
+  // whole run, so they add up; the dense MLP and the MoE layers share theirs.
+  return (base + attn + std::max(dense, moe) + head) * sizeof(float);
 }
 
 }  // namespace
@@ -150,7 +152,7 @@ int auto_max_prefill_tokens(const ModelConfig& c, const std::vector<PlanTensor>&
     const MemoryPlan p = make_memory_plan(c, tensors, f, host_available);
     if (p.peak() * static_cast<uint64_t>(f.ranks_per_host) > host_available) continue;
     any_fits = true;
-    if (p.activations <= kAutoActivationBytes) return n;
+    if (p.activations <= std::max(kAutoActivationBytes, p.weights() / 20)) return n;
   }
   return any_fits ? kSmallest : kLargest;
 }

@@ -69,8 +69,9 @@ uint64_t kv_cache_bytes_per_token(const ModelConfig& c, bool bf16);
 uint64_t activation_bytes(const ModelConfig& c, const PlanFlags& f);
 
 // --max-prefill-tokens 0 (auto), as SGLang sizes its chunked prefill by the memory it has: the
-// largest of 8192, 4096, ..., 256 prefill tokens per step whose activations stay within
-// kAutoActivationBytes and for which `ranks_per_host` ranks fit in `host_available`
+// largest of 8192, 4096, ..., 256 prefill tokens per step whose activations stay within the
+// larger of kAutoActivationBytes and 5% of the rank's weights, and for which `ranks_per_host`
+// ranks fit in `host_available`
 // (f.max_prefill_tokens is ignored). 256 if the cap leaves nothing larger; 8192 if no size fits
 // the host: the plan then says so.
 inline constexpr uint64_t kAutoActivationBytes = 1500ull * 1000 * 1000;
