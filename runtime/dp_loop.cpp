@@ -249,7 +249,14 @@ void DpLoop::run_impl(RequestSource* source) {
       totals_.comm_s, totals_.idle_s, engine_.prefix_stats().hit_tokens,
       engine_.prefix_stats().query_tokens, engine_.blocks().num_cached(),
       engine_.blocks().num_evictions());
-  log_step(StepReport{}, true);
+  // The closing info line: no step of its own, the cache figures as they stand.
+  StepReport last;
+  last.kv_total_pages = engine_.blocks().num_pages();
+  last.kv_used_pages = engine_.blocks().num_pages() - engine_.blocks().num_free();
+  last.kv_cached_pages = engine_.blocks().num_cached();
+  last.prefix_hit_tokens = engine_.prefix_stats().hit_tokens;
+  last.prefix_query_tokens = engine_.prefix_stats().query_tokens;
+  log_step(last, true);
   log_run_summary(true);
   if (trace) trace->flush();
 }
