@@ -15,6 +15,8 @@ using nlohmann::json;
 namespace {
 
 constexpr auto kWait = std::chrono::milliseconds(250);
+// How often a non-streaming request checks whether its client is still connected.
+constexpr auto kPeerCheck = std::chrono::milliseconds(50);
 
 std::string dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -157,17 +159,17 @@ void stream_response(std::shared_ptr<Call> c, httplib::Response& res) {
 }
 
 // A non-streaming client that closes its connection cancels its request (its rank frees the
-// KV pages): every kWait its socket is polled. The socket is looked up at the first check, so
+// KV pages): every kPeerCheck its socket is polled. The socket is looked up at the first check, so
 // requests that finish within kWait never pay for the lookup.
 void whole_response(Call& c, const httplib::Request& req, httplib::Response& res) {
   SessionUpdate u;
   FinishReason finish = FinishReason::None;
   int fd = -2;  // -2: not looked up yet; -1: not found
-  auto next_check = std::chrono::steady_clock::now() + kWait;
+  auto next_check = std::chrono::steady_clock::now() + kPeerCheck;
   while (!c.sess->finished()) {
-    const bool got = c.sess->next(u, kWait);
+    const bool got = c.sess->next(u, kPeerCheck);
     if (std::chrono::steady_clock::now() >= next_check) {
-      next_check = std::chrono::steady_clock::now() + kWait;
+      next_check = std::chrono::steady_clock::now() + kPeerCheck;
       if (fd == -2) fd = find_tcp_socket(req.remote_addr, req.remote_port, req.local_port);
       if (fd >= 0 && peer_closed(fd)) {
         c.sess->cancel();
