@@ -132,4 +132,26 @@ inline ForwardBatch prompts_batch(SimpleCache& cache,
   return b;
 }
 
+// The next greedy decode step of sequences 0..n-1 (n = pos.size(); sequence s at position
+// pos[s], its last logits in row s of `logits`), rebuilt in place in `b` so that its vectors
+// keep their capacity (no allocation once warm). Advances pos.
+inline void greedy_decode_batch(const float* logits, int vocab, SimpleCache& cache,
+                                std::vector<int>& pos, ForwardBatch& b) {
+  b.token_ids.clear();
+  b.positions.clear();
+  b.seqs.clear();
+  b.logits_rows.clear();
+  for (int s = 0; s < int(pos.size()); ++s) {
+    const float* lg = logits + static_cast<size_t>(s) * vocab;
+    int best = 0;
+    for (int v = 1; v < vocab; ++v)
+      if (lg[v] > lg[best]) best = v;
+    b.token_ids.push_back(best);
+    b.positions.push_back(pos[s]);
+    b.seqs.push_back({s, 1, pos[s], cache.tables[s].data(), int(cache.tables[s].size())});
+    b.logits_rows.push_back(s);
+    ++pos[s];
+  }
+}
+
 }  // namespace dpep::testing

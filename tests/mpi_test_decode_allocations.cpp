@@ -49,21 +49,7 @@ long mpi_decode_allocations(MatmulDType dt, int nseq) {
   }
   ForwardBatch b;
   auto step = [&] {
-    b.token_ids.clear();
-    b.positions.clear();
-    b.seqs.clear();
-    b.logits_rows.clear();
-    for (int s = 0; s < nseq; ++s) {
-      const float* lg = rs.logits.data() + static_cast<size_t>(s) * c.vocab_size;
-      int best = 0;
-      for (int v = 1; v < c.vocab_size; ++v)
-        if (lg[v] > lg[best]) best = v;
-      b.token_ids.push_back(best);
-      b.positions.push_back(pos[s]);
-      b.seqs.push_back({s, 1, pos[s], cache.tables[s].data(), int(cache.tables[s].size())});
-      b.logits_rows.push_back(s);
-      ++pos[s];
-    }
+    greedy_decode_batch(rs.logits.data(), c.vocab_size, cache, pos, b);
     m.forward(b, cache.view, ex, rs);
   };
   for (int i = 0; i < 3; ++i) step();

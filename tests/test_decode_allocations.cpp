@@ -71,22 +71,7 @@ long forward_decode_allocations(MatmulDType dt, int nseq, int threads, Run run =
   // One decode batch, rebuilt in place each step (its vectors keep their capacity).
   ForwardBatch b;
   auto decode_step = [&] {
-    b.token_ids.clear();
-    b.positions.clear();
-    b.seqs.clear();
-    b.logits_rows.clear();
-    for (int s = 0; s < nseq; ++s) {
-      // Greedy next token from the last logits row of this sequence.
-      const float* lg = rs.logits.data() + static_cast<size_t>(s) * c.vocab_size;
-      int best = 0;
-      for (int v = 1; v < c.vocab_size; ++v)
-        if (lg[v] > lg[best]) best = v;
-      b.token_ids.push_back(best);
-      b.positions.push_back(pos[s]);
-      b.seqs.push_back({s, 1, pos[s], cache.tables[s].data(), int(cache.tables[s].size())});
-      b.logits_rows.push_back(s);
-      ++pos[s];
-    }
+    greedy_decode_batch(rs.logits.data(), c.vocab_size, cache, pos, b);
     m.forward(b, cache.view, ex, rs);
   };
   // The cache pages of the whole run, handed out before counting (the runtime's job).

@@ -132,6 +132,36 @@ TEST(Forward, TokenOutsideVocabularyIsAnError) {
 
 #include "model/ops/attention_kernel.h"
 
+namespace {
+// `tokens` through model `ma` (float32 cache) and `mb` (bf16 cache): a prefill chunk of
+// `prefill` rows, then one decode row at a time. Returns the largest |logit difference| of a
+// call relative to that call's largest float32 logit; a non-finite bf16 logit fails the test.
+double worst_logit_gap(const Model& ma, const Model& mb, const ModelConfig& c,
+                       const std::vector<int>& tokens, int prefill) {
+  comm::LoopbackExchange ex;
+  SimpleCache f32(c, 8, 16), b16(c, 8, 16, true);
+  const int sf = f32.new_seq(), sb = b16.new_seq();
+  std::vector<float> lf, lb;
+  double worst = 0;
+  auto compare = [&](int start, int n) {
+    std::vector<int> chunk(tokens.begin() + start, tokens.begin() + start + n), rows(n);
+    std::iota(rows.begin(), rows.end(), 0);
+    ma.forward(one_seq_batch(f32, sf, chunk, start, rows), f32.view, ex, lf);
+    mb.forward(one_seq_batch(b16, sb, chunk, start, rows), b16.view, ex, lb);
+    double scale = 0, diff = 0;
+    for (size_t i = 0; i < lf.size(); ++i) {
+      EXPECT_TRUE(std::isfinite(lb[i])) << "position " << start << " +" << i / c.vocab_size;
+      scale = std::max(scale, double(std::fabs(lf[i])));
+      diff = std::max(diff, double(std::fabs(lf[i] - lb[i])));
+    }
+    worst = std::max(worst, diff / scale);
+  };
+  compare(0, prefill);
+  for (int p = prefill; p < int(tokens.size()); ++p) compare(p, 1);
+  return worst;
+}
+}  // namespace
+
 // The bf16 latent cache (bf16 matmul mode) against the float32 cache: same logits to bf16
 // precision, for a prefill chunk and for decode rows (model/ops/attention_bf16.h), with odd
 // key counts so that the last pair of keys is half empty (its other slot holds NaN).
@@ -139,27 +169,8 @@ TEST(Forward, Bf16CacheAgreesWithFloatCache) {
   if (!mla_bf16_cache_supported()) GTEST_SKIP() << "build without AVX512-BF16";
   ModelConfig c = tiny_config();
   Model m(c, random_weights(c, 23), {});
-  comm::LoopbackExchange ex;
-  const auto tokens = prompt(37, c.vocab_size, 9);
-  SimpleCache f32(c, 8, 16), b16(c, 8, 16, true);
-  int sf = f32.new_seq(), sb = b16.new_seq();
-  std::vector<float> lf, lb;
-  double worst = 0;
-  auto compare = [&](int start, int n) {
-    std::vector<int> chunk(tokens.begin() + start, tokens.begin() + start + n), rows(n);
-    std::iota(rows.begin(), rows.end(), 0);
-    m.forward(one_seq_batch(f32, sf, chunk, start, rows), f32.view, ex, lf);
-    m.forward(one_seq_batch(b16, sb, chunk, start, rows), b16.view, ex, lb);
-    double scale = 0, diff = 0;
-    for (size_t i = 0; i < lf.size(); ++i) {
-      ASSERT_TRUE(std::isfinite(lb[i])) << "position " << start << " +" << i / c.vocab_size;
-      scale = std::max(scale, double(std::fabs(lf[i])));
-      diff = std::max(diff, double(std::fabs(lf[i] - lb[i])));
-    }
-    worst = std::max(worst, diff / scale);
-  };
-  compare(0, 20);                               // prefill chunk
-  for (int p = 20; p < 37; ++p) compare(p, 1);  // decode rows, L = 21..37 (odd and even)
+  // A prefill chunk of 20, then decode rows at L = 21..37 (odd and even).
+  const double worst = worst_logit_gap(m, m, c, prompt(37, c.vocab_size, 9), 20);
   EXPECT_LT(worst, 3e-2);
   EXPECT_GT(worst, 0.0);  // it really ran in bf16
 }
@@ -173,27 +184,7 @@ TEST(Forward, Bf16ModelWithinToleranceOfFloat32Model) {
   o16.matmul_dtype = MatmulDType::BF16;
   Model m32(c, random_weights(c, 29), {}), m16(c, random_weights(c, 29), {}, o16);
   ASSERT_TRUE(m16.kv_cache_bf16());
-  comm::LoopbackExchange ex;
-  const auto tokens = prompt(52, c.vocab_size, 3);
-  SimpleCache f32(c, 8, 16), b16(c, 8, 16, true);
-  int sf = f32.new_seq(), sb = b16.new_seq();
-  std::vector<float> lf, lb;
-  double worst = 0;
-  auto compare = [&](int start, int n) {
-    std::vector<int> chunk(tokens.begin() + start, tokens.begin() + start + n), rows(n);
-    std::iota(rows.begin(), rows.end(), 0);
-    m32.forward(one_seq_batch(f32, sf, chunk, start, rows), f32.view, ex, lf);
-    m16.forward(one_seq_batch(b16, sb, chunk, start, rows), b16.view, ex, lb);
-    double scale = 0, diff = 0;
-    for (size_t i = 0; i < lf.size(); ++i) {
-      ASSERT_TRUE(std::isfinite(lb[i]));
-      scale = std::max(scale, double(std::fabs(lf[i])));
-      diff = std::max(diff, double(std::fabs(lf[i] - lb[i])));
-    }
-    worst = std::max(worst, diff / scale);
-  };
-  compare(0, 40);
-  for (int p = 40; p < 52; ++p) compare(p, 1);
+  const double worst = worst_logit_gap(m32, m16, c, prompt(52, c.vocab_size, 3), 40);
   std::printf("bf16 model vs float32 model: max |logit difference| = %.4f of the largest logit\n",
               worst);
   EXPECT_LT(worst, 2e-2);  // measured 0.0045
