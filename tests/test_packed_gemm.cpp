@@ -4,12 +4,15 @@
 #include <omp.h>
 
 #include <cmath>
+#include <cstring>
+#include <memory>
 #include <random>
 #include <vector>
 
 #include "model/io/fp8_block.h"
 #include "model/ops/packed_gemm.h"
 #include "model/ops/packed_gemm_kernels.h"
+#include "model/ops/weight_arena.h"
 
 using namespace dpep;
 
@@ -223,4 +226,24 @@ TEST(PackedGemm, RowsF32AreExact) {
   PackedWeight pb = PackedWeight::from_bf16(b.data(), N, K);
   pb.rows_f32(0, N, deq.data());
   for (size_t i = 0; i < w.size(); ++i) ASSERT_EQ(deq[i], bf16_to_f32(b[i]));
+}
+
+// Packed weights share huge-page slabs: every block is 64-byte aligned, zeroed, disjoint from the
+// others, and stays valid after the blocks carved before it are freed.
+TEST(WeightArena, BlocksAreAlignedZeroedDisjointAndOutliveTheirNeighbours) {
+  std::vector<std::shared_ptr<uint8_t>> blocks;
+  const std::vector<size_t> sizes = {1, 63, 64, 1000, size_t(3) << 20, 5, size_t(9) << 20, 77};
+  for (size_t n : sizes) {
+    blocks.push_back(weight_alloc(n));
+    const uint8_t* p = blocks.back().get();
+    ASSERT_EQ(reinterpret_cast<uintptr_t>(p) % 64, 0u) << n;
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(p[i], 0) << n;
+    std::memset(blocks.back().get(), static_cast<int>(blocks.size()), n);
+  }
+  blocks[0].reset();
+  blocks[2].reset();
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    if (!blocks[b]) continue;
+    for (size_t i = 0; i < sizes[b]; ++i) ASSERT_EQ(blocks[b].get()[i], b + 1) << b;
+  }
 }

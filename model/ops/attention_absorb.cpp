@@ -34,9 +34,10 @@ void head_proj_bf16(const HeadProjBf16& p, const float* x, int T, size_t x_row, 
 #if defined(__AVX512BF16__)
   const int n2 = p.in2 / 2;
   if (n2 > 1024) throw std::logic_error("head_proj_bf16: more than 2048 inputs per head");
-  // Threads only when the work outweighs a parallel region (~10 us): a decode row's 16 heads
-  // are ~5 us. Each (row, head) is computed the same way either way.
-  const bool par = static_cast<double>(T) * p.heads * n2 * p.outp > 1.5e6;
+  // Threads when the work outweighs a parallel region (~1 us while the team spins): a decode
+  // row's 16 heads of the bench preset (0.5 MB of weights) take both cores. Each (row, head) is
+  // computed the same way either way.
+  const bool par = static_cast<double>(T) * p.heads * n2 * p.outp > 1.5e5;
   parallel_ranges(T * p.heads, par, [&](int i_begin, int i_end, int) {
     uint32_t xp[1024];  // one (row, head) input as bf16 pairs (in <= 2048, checked)
     for (int th = i_begin; th < i_end; ++th) {

@@ -12,6 +12,7 @@
 
 #include "model/io/fp8_block.h"
 #include "model/ops/packed_gemm_kernels.h"
+#include "model/ops/weight_arena.h"
 
 namespace dpep {
 namespace {
@@ -64,10 +65,6 @@ GemmIsa gemm_isa() {
   return isa;
 }
 
-void PackedWeight::Free::operator()(uint8_t* p) const {
-  std::free(p);
-}
-
 void PackedWeight::allocate(DType t, int n, int k) {
   if (n <= 0 || k <= 0) throw std::invalid_argument("PackedWeight: empty matrix");
   dtype_ = t;
@@ -76,9 +73,7 @@ void PackedWeight::allocate(DType t, int n, int k) {
   n_tiles_ = (n + 2 * kTileRows - 1) / (2 * kTileRows) * 2;  // whole pairs of row tiles
   k_tiles_ = (k + kTileCols - 1) / kTileCols;
   const size_t bytes = static_cast<size_t>(n_tiles_) * k_tiles_ * kTileElems * dtype_bytes(t);
-  data_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
-  if (!data_) throw std::bad_alloc();
-  std::memset(data_.get(), 0, bytes);
+  data_ = weight_alloc(bytes);
 }
 
 template <typename T, typename Conv>
@@ -169,7 +164,7 @@ void PackedWeight::tile_bf16(int nt, int kt, uint16_t* out) const {
   }
   const float* lut = fp8_e4m3_lut();
   const float sc = scale(nt, kt);
-  for (int i = 0; i < kTileElems; ++i) out[i] = f32_to_bf16(lut[data_[off + i]] * sc);
+  for (int i = 0; i < kTileElems; ++i) out[i] = f32_to_bf16(lut[data_.get()[off + i]] * sc);
 }
 
 void GemmScratch::reserve(const PackedWeight& w, int M, int threads) {

@@ -55,14 +55,11 @@ class PackedWeight {
   float scale(int nt, int kt) const;  // fp8 block scale of tile (nt, kt); 0 for padding tiles
 
  private:
-  struct Free {
-    void operator()(uint8_t* p) const;
-  };
   void allocate(DType t, int n, int k);
   DType dtype_ = DType::BF16;
   int n_ = 0, k_ = 0, n_tiles_ = 0, k_tiles_ = 0;
-  std::unique_ptr<uint8_t[], Free> data_;
-  std::vector<float> scale_inv_;  // fp8 only
+  std::shared_ptr<uint8_t> data_;  // from weight_alloc (model/ops/weight_arena.h)
+  std::vector<float> scale_inv_;   // fp8 only
 };
 
 // The buffers of packed_gemm calls made from one thread, kept by the caller (the model's

@@ -39,9 +39,10 @@ void fit_workers(GemmScratch& s, bool parallel) {
   const size_t n = parallel && omp_team_possible() ? omp_get_max_threads() : 1;
   if (s.workers.size() < n) s.workers.resize(n);
 }
-// Below this many weight elements (2 MB of bf16) a call runs on the calling thread: waking a
-// second thread costs more than it saves on such a read, and far more on a busy machine.
-constexpr size_t kParallelMinElems = size_t(1) << 20;
+// Below this many weight elements (128 KB of bf16) a call runs on the calling thread. A parallel
+// region costs about 1 us here (the team spins between regions); a 1 MB read, about 40 us on one
+// thread. At 2 MB, the former threshold, decode read its attention projections on one core.
+constexpr size_t kParallelMinElems = size_t(1) << 16;
 
 struct alignas(64) TileConfig {
   uint8_t palette_id = 1;
@@ -308,6 +309,12 @@ void gemm_avx512bf16(const float* x, int M, int ldx, const PackedWeight& w, floa
   // tile column is converted once into a buffer and reused by every row.
   constexpr int kFusedRows = 2;
   constexpr int kChunk = 16;  // k tiles per chunk when several rows of x share a tile column
+  // Up to 16 rows of bf16 x, each row takes the chunk's 16 weight rows in one pass (the chunk
+  // stays in L1 for the next row); above, 8 weight rows x 3 rows of x per pass reuse more
+  // registers. A pass over 8 rows reads every other 512 bytes of the tiles, which streamed from
+  // memory at half the rate of whole tiles (2 rows of x: 2x slower). The element sums are the
+  // same either way (dot_chunk).
+  const bool whole_rows = !fp8 && M <= 16;
   const bool parallel = static_cast<size_t>(NT) * KT * kTileElems >= kParallelMinElems;
   fit_workers(s, parallel);
   parallel_ranges(NT, parallel, [&](int nt_begin, int nt_end, int worker) {
@@ -359,6 +366,11 @@ void gemm_avx512bf16(const float* x, int M, int ldx, const PackedWeight& w, floa
         // acc layout for row group g (8 rows) and x rows [m, m + MR): acc + (g * M + m) * 8.
         for (int k0 = 0; k0 < KT; k0 += kChunk) {
           const int k1 = std::min(KT, k0 + kChunk);
+          if (whole_rows) {
+            for (int m = 0; m < M; ++m)
+              dot_chunk<16, 1>(a, k0, k1, xb + m * xs, xs, acc + static_cast<size_t>(m) * 16);
+            continue;
+          }
           for (int g = 0; g < 2; ++g) {
             const uint16_t* ag = a + g * 8 * 32;
             int m = 0;
@@ -377,9 +389,10 @@ void gemm_avx512bf16(const float* x, int M, int ldx, const PackedWeight& w, floa
       for (int m = 0; m < M; ++m)
         for (int i = 0; i < ni; ++i) {
           // Row i of the tile, x row m: where dot_chunk left its vector.
-          const __m512 v = M == 1 ? acc[i]
-                                  : acc[(static_cast<size_t>(i / 8) * M + (m / 3) * 3) * 8 +
-                                        (i % 8) * std::min(3, M - (m / 3) * 3) + m % 3];
+          const __m512 v = M == 1 || whole_rows
+                               ? acc[static_cast<size_t>(m) * 16 + i]
+                               : acc[(static_cast<size_t>(i / 8) * M + (m / 3) * 3) * 8 +
+                                     (i % 8) * std::min(3, M - (m / 3) * 3) + m % 3];
           y[static_cast<size_t>(m) * ldy + nt * 16 + i] = _mm512_reduce_add_ps(v);
         }
     }
