@@ -43,6 +43,12 @@ void Linear::forward(const float* x, int T, float* y, int ldx, int ldy,
   }
 }
 
+void Linear::forward_columns(const float* x, int T, int pair_begin, int pair_end, float* y, int ldx,
+                             int ldy, GemmScratch* scratch) const {
+  if (!bf16_compute_) throw std::logic_error("Linear::forward_columns: bf16 mode only");
+  packed_gemm_columns(x, T, ldx, *packed_, pair_begin, pair_end, y, ldy, scratch);
+}
+
 int Linear::dequant_rows() const {
   return std::max(16, (1 << 20) / std::max(in_, 1) / 16 * 16);
 }

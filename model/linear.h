@@ -42,6 +42,10 @@ class Linear {
   // dequantised rows written to buf.
   const float* rows_f32(int r0, int nr, std::vector<float>& buf) const;
   bool empty() const { return out_ == 0; }
+  const PackedWeight* packed() const { return packed_.get(); }  // bf16/FP8 weights, else null
+  // bf16 mode only: the output columns of tile pairs [pair_begin, pair_end) (packed_gemm_columns).
+  void forward_columns(const float* x, int T, int pair_begin, int pair_end, float* y, int ldx,
+                       int ldy, GemmScratch* scratch) const;
   size_t bytes() const;
 
  private:

@@ -11,6 +11,110 @@
 #include "model/ops/parallel.h"
 
 namespace dpep {
+namespace {
+
+// Fused experts (bf16 mode; every local expert fused with one group): the expert rows, sorted by
+// expert, go through gate_up and then down as work items (expert, block of output columns) that
+// threads take one at a time, so that one busy expert is split over the threads as well as many
+// small ones. Each element is computed as one whole product computes it (packed_gemm_columns),
+// whatever the split. Pair j's result lands in y row pairs[j].second.
+void experts_fused(const MoeWeights& w, const comm::DispatchResult& r, const int* offset,
+                   const std::pair<int, int>* pairs, int min_rows, int H, float* y,
+                   RunState::Moe& rs) {
+  const int nloc = static_cast<int>(w.local.size());
+  const int ny = offset[nloc], I = w.local[0].inter(), g = w.local[0].group;
+  const size_t cap = std::max(ny, min_rows);
+  float* xs = fit(rs.xs, cap * H);
+  float* gu = fit(rs.gu, cap * 2 * I);
+  float* h = fit(rs.h, cap * I);
+  float* ye = fit(rs.ye, cap * H);
+  for (int j = 0; j < ny; ++j)
+    std::memcpy(xs + static_cast<size_t>(j) * H,
+                r.x.data() + static_cast<size_t>(pairs[j].first) * H, sizeof(float) * H);
+  int max_n = std::min(min_rows, 256);
+  for (int e = 0; e < nloc; ++e) max_n = std::max(max_n, offset[e + 1] - offset[e]);
+  for (RunState::Moe::Thread& th : rs.threads) {
+    w.local[0].gate_up.reserve(th.gemm, max_n, 1);  // nested: one worker
+    w.local[0].down.reserve(th.gemm, max_n, 1);
+  }
+  // Items of about 256 output columns: whole (gate, up) block pairs of gate_up; 8 tile pairs
+  // of down.
+  const int blocks = I / g, per_item = std::max(1, 128 / g);
+  const int down_pairs = w.local[0].down.packed()->n_tiles() / 2;
+  std::vector<RunState::Moe::Item>& items = rs.items;
+  auto run = [&](auto&& body) {
+    parallel_for_dynamic(static_cast<int>(items.size()), true, [&](int i) {
+      RunState::Moe::Thread& th = rs.threads[omp_get_thread_num()];
+      const RunState::Moe::Item& it = items[i];
+      body(it, offset[it.expert], offset[it.expert + 1] - offset[it.expert], th.gemm);
+    });
+  };
+  items.clear();
+  for (int e = 0; e < nloc; ++e)
+    if (offset[e + 1] > offset[e])
+      for (int b = 0; b < blocks; b += per_item)
+        items.push_back({e, b, std::min(blocks, b + per_item)});
+  run([&](const RunState::Moe::Item& it, int row0, int n, GemmScratch& gemm) {
+    const size_t r0 = static_cast<size_t>(row0);
+    // Block b's gate and up are tile pairs [b g / 16, (b + 1) g / 16) of gate_up.
+    w.local[it.expert].gate_up.forward_columns(xs + r0 * H, n, it.begin * g / 16, it.end * g / 16,
+                                               gu + r0 * 2 * I, H, 2 * I, &gemm);
+    for (int k = 0; k < n; ++k)
+      silu_mul_blocks(gu + (r0 + k) * 2 * I, g, it.begin, it.end, h + (r0 + k) * I);
+  });
+  items.clear();
+  for (int e = 0; e < nloc; ++e)
+    if (offset[e + 1] > offset[e])
+      for (int p = 0; p < down_pairs; p += 8) items.push_back({e, p, std::min(down_pairs, p + 8)});
+  run([&](const RunState::Moe::Item& it, int row0, int n, GemmScratch& gemm) {
+    const size_t r0 = static_cast<size_t>(row0);
+    w.local[it.expert].down.forward_columns(h + r0 * I, n, it.begin, it.end, ye + r0 * H, I, H,
+                                            &gemm);
+  });
+  for (int j = 0; j < ny; ++j)
+    std::memcpy(y + static_cast<size_t>(pairs[j].second) * H, ye + static_cast<size_t>(j) * H,
+                sizeof(float) * H);
+}
+
+// Float32 mode: one expert per item, gate and up as two products (mlp_forward).
+void experts_unfused(const MoeWeights& w, const comm::DispatchResult& r, const int* offset,
+                     const std::pair<int, int>* pairs, int min_rows, int H, float* y,
+                     RunState::Moe& rs) {
+  const int nloc = static_cast<int>(w.local.size());
+  // Every thread's buffers fit the largest expert of this call, and small batches (decode) fit
+  // all T rows, so that a routing change never grows them inside the loop.
+  int max_n = min_rows;
+  for (int e = 0; e < nloc; ++e) max_n = std::max(max_n, offset[e + 1] - offset[e]);
+  for (RunState::Moe::Thread& th : rs.threads) {
+    fit(th.xs, static_cast<size_t>(max_n) * H);
+    fit(th.ys, static_cast<size_t>(max_n) * H);
+    if (nloc > 0) w.local[0].reserve(th.scratch, th.gemm, max_n, 1);  // nested: one worker
+  }
+  parallel_for_dynamic(nloc, true, [&](int e) {
+    RunState::Moe::Thread& th = rs.threads[omp_get_thread_num()];
+    const std::pair<int, int>* rows = pairs + offset[e];
+    const int n = offset[e + 1] - offset[e];
+    if (n == 0) return;
+    float* xs = th.xs.data();
+    float* ys = th.ys.data();
+    for (int k = 0; k < n; ++k)
+      std::memcpy(&xs[static_cast<size_t>(k) * H], &r.x[static_cast<size_t>(rows[k].first) * H],
+                  sizeof(float) * H);
+    mlp_forward(w.local[e], xs, n, ys, th.scratch, &th.gemm);
+    for (int k = 0; k < n; ++k)
+      std::memcpy(&y[static_cast<size_t>(rows[k].second) * H], &ys[static_cast<size_t>(k) * H],
+                  sizeof(float) * H);
+  });
+}
+
+bool all_fused(const MoeWeights& w) {
+  if (w.local.empty()) return false;
+  for (const MlpWeights& m : w.local)
+    if (!m.fused() || m.group != w.local[0].group || !m.down.is_bf16()) return false;
+  return true;
+}
+
+}  // namespace
 
 void moe_forward(const MoeWeights& w, const MoeOptions& opt, int hidden, const float* x, int T,
                  comm::ExpertExchange& ex, float* out, RunState::Moe& rs, MoeStats* stats) {
@@ -58,32 +162,11 @@ void moe_forward(const MoeWeights& w, const MoeOptions& opt, int hidden, const f
       if (e >= 0) pairs[offset[e] + count[e]++] = {i, y_index[static_cast<size_t>(i) * K + j]};
     }
   float* y = fit(rs.y, static_cast<size_t>(ny) * H);
-  // Every thread's buffers fit the largest expert of this call, and small batches (decode) fit
-  // all T rows, so that a routing change never grows them inside the loop.
-  int max_n = std::min(T, 256);
-  for (int e = 0; e < nloc; ++e) max_n = std::max(max_n, offset[e + 1] - offset[e]);
-  for (RunState::Moe::Thread& th : rs.threads) {
-    fit(th.xs, static_cast<size_t>(max_n) * H);
-    fit(th.ys, static_cast<size_t>(max_n) * H);
-    if (nloc > 0) w.local[0].reserve(th.scratch, th.gemm, max_n, 1);  // nested: one worker
+  if (all_fused(w)) {
+    experts_fused(w, r, offset, pairs, T * K, H, y, rs);
+  } else {
+    experts_unfused(w, r, offset, pairs, std::min(T, 256), H, y, rs);
   }
-  parallel_for_dynamic(nloc, true, [&](int e) {
-    RunState::Moe::Thread& th = rs.threads[omp_get_thread_num()];
-    {
-      const std::pair<int, int>* rows = pairs + offset[e];
-      const int n = offset[e + 1] - offset[e];
-      if (n == 0) return;
-      float* xs = th.xs.data();
-      float* ys = th.ys.data();
-      for (int k = 0; k < n; ++k)
-        std::memcpy(&xs[static_cast<size_t>(k) * H], &r.x[static_cast<size_t>(rows[k].first) * H],
-                    sizeof(float) * H);
-      mlp_forward(w.local[e], xs, n, ys, th.scratch, &th.gemm);
-      for (int k = 0; k < n; ++k)
-        std::memcpy(&y[static_cast<size_t>(rows[k].second) * H], &ys[static_cast<size_t>(k) * H],
-                    sizeof(float) * H);
-    }
-  });
   double t3 = now_seconds();
   // combine reads the handle and leaves it in r, so its buffers serve the next layer.
   ex.combine(y, std::move(r.handle), out);

@@ -78,7 +78,15 @@ struct RunState {
     std::vector<int> count, offset;
     std::vector<std::pair<int, int>> pairs;
     std::vector<float> y;  // [local slots, H]
-    struct Thread {        // an expert thread (its kernels run nested, on it alone)
+    // Fused experts (bf16 mode): rows sorted by local expert [pairs, H] in, gate_up products
+    // [pairs, 2 I], activations [pairs, I], expert outputs [pairs, H]; the work items of the
+    // two products (expert, first and last column block).
+    std::vector<float> xs, gu, h, ye;
+    struct Item {
+      int expert, begin, end;
+    };
+    std::vector<Item> items;
+    struct Thread {  // an expert thread (its kernels run nested, on it alone)
       std::vector<float> xs, ys, scratch;
       GemmScratch gemm;
     };

@@ -123,6 +123,35 @@ PackedWeight PackedWeight::from_fp8(const uint8_t* q, const float* scale_inv, in
   return p;
 }
 
+PackedWeight PackedWeight::interleave_rows(const PackedWeight& a, const PackedWeight& b,
+                                           int group) {
+  const bool fp8 = a.dtype_ == DType::F8E4M3;
+  if (a.n_ != b.n_ || a.k_ != b.k_ || a.dtype_ != b.dtype_ || group <= 0 ||
+      group % kTileRows != 0 || a.n_ % group != 0 || (fp8 && group % kFp8Block != 0))
+    throw std::invalid_argument("PackedWeight::interleave_rows: shapes do not interleave");
+  PackedWeight p;
+  p.allocate(a.dtype_, 2 * a.n_, a.k_);
+  // A block of `group` rows is group / 16 whole row tiles, contiguous (all their k tiles).
+  const size_t block =
+      static_cast<size_t>(group / kTileRows) * a.k_tiles_ * kTileElems * dtype_bytes(a.dtype_);
+  for (int j = 0; j < a.n_ / group; ++j) {
+    std::memcpy(p.data_.get() + 2 * j * block, a.data_.get() + j * block, block);
+    std::memcpy(p.data_.get() + (2 * j + 1) * block, b.data_.get() + j * block, block);
+  }
+  if (fp8) {  // scale rows (one per 128 weight rows) interleaved the same way
+    const int kb = static_cast<int>(fp8_blocks(a.k_)), rb = group / kFp8Block;
+    std::vector<float> s;
+    s.reserve(a.scale_inv_.size() * 2);
+    for (int j = 0; j < a.n_ / group; ++j)
+      for (const PackedWeight* src : {&a, &b}) {
+        const float* first = src->scale_inv_.data() + static_cast<size_t>(j) * rb * kb;
+        s.insert(s.end(), first, first + static_cast<size_t>(rb) * kb);
+      }
+    p.scale_inv_ = std::move(s);
+  }
+  return p;
+}
+
 size_t PackedWeight::bytes() const {
   return static_cast<size_t>(n_tiles_) * k_tiles_ * kTileElems * dtype_bytes(dtype_) +
          scale_inv_.size() * sizeof(float);
@@ -196,7 +225,20 @@ void packed_gemm(const float* x, int M, int ldx, const PackedWeight& w, float* y
 
 void packed_gemm(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy,
                  GemmIsa isa, GemmScratch* scratch) {
-  if (M <= 0 || w.empty()) return;
+  if (w.empty()) return;
+  packed_gemm_columns(x, M, ldx, w, 0, w.n_tiles() / 2, y, ldy, isa, scratch);
+}
+
+void packed_gemm_columns(const float* x, int M, int ldx, const PackedWeight& w, int pair_begin,
+                         int pair_end, float* y, int ldy, GemmScratch* scratch) {
+  packed_gemm_columns(x, M, ldx, w, pair_begin, pair_end, y, ldy, gemm_isa(), scratch);
+}
+
+void packed_gemm_columns(const float* x, int M, int ldx, const PackedWeight& w, int pair_begin,
+                         int pair_end, float* y, int ldy, GemmIsa isa, GemmScratch* scratch) {
+  if (M <= 0 || w.empty() || pair_begin >= pair_end) return;
+  if (pair_begin < 0 || pair_end > w.n_tiles() / 2)
+    throw std::out_of_range("packed_gemm_columns: tile pairs out of range");
   // Callers without a run-state (tests, benchmarks, tools) get a thread_local scratch; it is
   // only touched then (its first use on a thread allocates, to register its destructor).
   auto own = []() -> GemmScratch& {
@@ -208,11 +250,11 @@ void packed_gemm(const float* x, int M, int ldx, const PackedWeight& w, float* y
   switch (isa) {
     case GemmIsa::Amx:
       if (gemm_isa() != GemmIsa::Amx) break;
-      gemm_detail::gemm_amx(x, M, ldx, w, y, ldy, s);
+      gemm_detail::gemm_amx(x, M, ldx, w, pair_begin, pair_end, y, ldy, s);
       return;
     case GemmIsa::Avx512Bf16:
       if (gemm_isa() == GemmIsa::None) break;
-      gemm_detail::gemm_avx512bf16(x, M, ldx, w, y, ldy, s);
+      gemm_detail::gemm_avx512bf16(x, M, ldx, w, pair_begin, pair_end, y, ldy, s);
       return;
     case GemmIsa::None:
       break;

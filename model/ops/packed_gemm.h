@@ -36,6 +36,10 @@ class PackedWeight {
   static PackedWeight from_bf16(const uint16_t* w, int n, int k);  // row-major bf16 bits
   // q [n, k] e4m3 codes, scale_inv [ceil(n/128), ceil(k/128)].
   static PackedWeight from_fp8(const uint8_t* q, const float* scale_inv, int n, int k);
+  // [2n, k]: blocks of `group` rows from a and b in turn (a's rows [0, group), b's [0, group),
+  // a's [group, 2 group), ...), values unchanged. a and b have one shape and dtype; group is a
+  // multiple of 16 that divides n (of 128 for FP8: whole scale blocks). Throws otherwise.
+  static PackedWeight interleave_rows(const PackedWeight& a, const PackedWeight& b, int group);
 
   DType dtype() const { return dtype_; }  // BF16 or F8E4M3
   int n() const { return n_; }
@@ -87,5 +91,13 @@ void packed_gemm(const float* x, int M, int ldx, const PackedWeight& w, float* y
                  GemmScratch* scratch);
 void packed_gemm(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy,
                  GemmIsa isa, GemmScratch* scratch = nullptr);
+// The output columns of the pairs of 16-row tiles [pair_begin, pair_end) only (columns
+// [32 * pair_begin, min(32 * pair_end, N)), written at their own index in y; the others are not
+// touched). Each element is computed exactly as packed_gemm computes it, so callers may split a
+// product's columns over threads or work items freely.
+void packed_gemm_columns(const float* x, int M, int ldx, const PackedWeight& w, int pair_begin,
+                         int pair_end, float* y, int ldy, GemmScratch* scratch);
+void packed_gemm_columns(const float* x, int M, int ldx, const PackedWeight& w, int pair_begin,
+                         int pair_end, float* y, int ldy, GemmIsa isa, GemmScratch* scratch);
 
 }  // namespace dpep

@@ -17,10 +17,11 @@ void fp8x32_to_bf16_exact_avx512(const uint8_t* src, uint16_t* dst);
 // Asks Linux for the AMX tile state once; false if the kernel refuses.
 bool request_amx_permission();
 
-void gemm_amx(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy,
-              GemmScratch& s);
-void gemm_avx512bf16(const float* x, int M, int ldx, const PackedWeight& w, float* y, int ldy,
-                     GemmScratch& s);
+// Output columns of the pairs of 16-row tiles [pair_begin, pair_end) only.
+void gemm_amx(const float* x, int M, int ldx, const PackedWeight& w, int pair_begin, int pair_end,
+              float* y, int ldy, GemmScratch& s);
+void gemm_avx512bf16(const float* x, int M, int ldx, const PackedWeight& w, int pair_begin,
+                     int pair_end, float* y, int ldy, GemmScratch& s);
 
 // Elements of the scratch buffers a call needs (the kernels and GemmScratch::reserve agree).
 constexpr int kGemmTileElems = 512;
