@@ -99,8 +99,8 @@ TEST(PackedGemmColumns, EqualsTheWholeProductOnItsColumnsAndTouchesNoOther) {
             if (j >= 32 * p0 && j < 32 * p1)
               ASSERT_EQ(v, whole[static_cast<size_t>(m) * N + j]) << "M " << M << " col " << j;
             else
-              ASSERT_TRUE(std::isnan(v)) << "column " << j << " outside [" << p0 << ", " << p1
-                                         << ") pairs was written";
+              ASSERT_TRUE(std::isnan(v))
+                  << "column " << j << " outside [" << p0 << ", " << p1 << ") pairs was written";
           }
       }
       EXPECT_THROW(packed_gemm_columns(x.data(), M, K, w, 0, pairs + 1, whole.data(), N, nullptr),
