@@ -9,9 +9,11 @@ namespace dpep {
 
 MlpWeights make_mlp(const float* gate, const float* up, const float* down, int inter, int hidden) {
   const size_t n = static_cast<size_t>(inter) * hidden;
-  return MlpWeights{Linear(std::vector<float>(gate, gate + n), inter, hidden),
-                    Linear(std::vector<float>(up, up + n), inter, hidden),
-                    Linear(std::vector<float>(down, down + n), hidden, inter)};
+  MlpWeights w;
+  w.gate = Linear(std::vector<float>(gate, gate + n), inter, hidden);
+  w.up = Linear(std::vector<float>(up, up + n), inter, hidden);
+  w.down = Linear(std::vector<float>(down, down + n), hidden, inter);
+  return w;
 }
 
 void MlpWeights::to_bf16() {

@@ -18,6 +18,10 @@ namespace dpep {
 namespace {
 
 constexpr int kTileRows = 16, kTileCols = 32, kTileElems = kTileRows * kTileCols;
+// Element (weight row i, k column c) of a tile: pairs of k, each pair 16 rows x 2 (VNNI).
+constexpr int in_tile(int i, int c) {
+  return (c / 2) * 2 * kTileRows + i * 2 + c % 2;
+}
 
 bool cpu_has(unsigned leaf, unsigned sub, int reg, int bit) {
   unsigned r[4];
@@ -82,7 +86,7 @@ static void pack_tiles(T* dst, int n, int k, int k_tiles, Conv value) {
     const int nt = r / kTileRows, i = r % kTileRows;
     for (int c = 0; c < k; ++c) {
       const int kt = c / kTileCols, j = c % kTileCols;
-      dst[(static_cast<size_t>(nt) * k_tiles + kt) * kTileElems + i * kTileCols + j] = value(r, c);
+      dst[(static_cast<size_t>(nt) * k_tiles + kt) * kTileElems + in_tile(i, j)] = value(r, c);
     }
   }
 }
@@ -95,15 +99,18 @@ PackedWeight PackedWeight::from_f32(const float* w, int n, int k) {
   return p;
 }
 
-// Raw elements copied a tile row (32 columns) at a time.
+// Raw elements (bf16 bits or e4m3 codes) moved into the tiles, a pair of k at a time.
 template <typename T>
 static void copy_tiles(T* dst, const T* src, int n, int k, int k_tiles) {
   for (int r = 0; r < n; ++r) {
     const int nt = r / kTileRows, i = r % kTileRows;
+    const T* row = src + static_cast<size_t>(r) * k;
     for (int kt = 0; kt < k_tiles; ++kt) {
-      const int c0 = kt * kTileCols;
-      std::memcpy(dst + (static_cast<size_t>(nt) * k_tiles + kt) * kTileElems + i * kTileCols,
-                  src + static_cast<size_t>(r) * k + c0, sizeof(T) * std::min(kTileCols, k - c0));
+      T* tile = dst + (static_cast<size_t>(nt) * k_tiles + kt) * kTileElems;
+      const int c0 = kt * kTileCols, nc = std::min(kTileCols, k - c0);
+      int c = 0;
+      for (; c + 1 < nc; c += 2) std::memcpy(tile + in_tile(i, c), row + c0 + c, 2 * sizeof(T));
+      if (c < nc) tile[in_tile(i, c)] = row[c0 + c];
     }
   }
 }
@@ -171,29 +178,18 @@ void PackedWeight::rows_f32(int r0, int nr, float* out) const {
     const int nt = r / kTileRows, i = r % kTileRows;
     float* o = out + static_cast<size_t>(r - r0) * k_;
     for (int kt = 0; kt < k_tiles_; ++kt) {
-      const size_t off = (static_cast<size_t>(nt) * k_tiles_ + kt) * kTileElems + i * kTileCols;
+      const size_t off = (static_cast<size_t>(nt) * k_tiles_ + kt) * kTileElems;
       const int c0 = kt * kTileCols, nc = std::min(kTileCols, k_ - c0);
       if (dtype_ == DType::BF16) {
         const uint16_t* s = reinterpret_cast<const uint16_t*>(data_.get()) + off;
-        for (int j = 0; j < nc; ++j) o[c0 + j] = bf16_to_f32(s[j]);
+        for (int j = 0; j < nc; ++j) o[c0 + j] = bf16_to_f32(s[in_tile(i, j)]);
       } else {
         const uint8_t* s = data_.get() + off;
         const float sc = scale(nt, kt);
-        for (int j = 0; j < nc; ++j) o[c0 + j] = lut[s[j]] * sc;
+        for (int j = 0; j < nc; ++j) o[c0 + j] = lut[s[in_tile(i, j)]] * sc;
       }
     }
   }
-}
-
-void PackedWeight::tile_bf16(int nt, int kt, uint16_t* out) const {
-  const size_t off = (static_cast<size_t>(nt) * k_tiles_ + kt) * kTileElems;
-  if (dtype_ == DType::BF16) {
-    std::memcpy(out, data_.get() + off * 2, kTileElems * 2);
-    return;
-  }
-  const float* lut = fp8_e4m3_lut();
-  const float sc = scale(nt, kt);
-  for (int i = 0; i < kTileElems; ++i) out[i] = f32_to_bf16(lut[data_.get()[off + i]] * sc);
 }
 
 void GemmScratch::reserve(const PackedWeight& w, int M, int threads) {

@@ -6,10 +6,11 @@
 //   after the multiplication: y = sum over blocks of bf16(x * scale) . q;
 // - AMX: each tile is bf16(q * scale) and x is bf16(x).
 //
-// Deterministic by construction: threads split output columns (N) only, the K reduction of
-// every output element runs over the same tiles in the same order whatever M and the thread
-// count, and each (row, column) element is computed by the same instructions on the same
-// inputs. So a row's result is bitwise independent of the other rows and of the thread count.
+// Deterministic by construction: threads split output columns (N) only, every output element
+// is accumulated over its pairs of k in ascending order by the same instructions on the same
+// inputs whatever M, the register blocking and the thread count (AVX512-BF16: one float32 lane
+// per element; AMX: one C tile element). So a row's result is bitwise independent of the other
+// rows and of the thread count.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -28,7 +29,9 @@ const char* gemm_isa_name(GemmIsa isa);
 GemmIsa gemm_isa();
 
 // W [n, k] in tiles of 16 rows x 32 columns, tile (nt, kt) at ((nt * k_tiles) + kt) * 512
-// elements, each tile row-major; n is padded to a multiple of 32 and k to 32 with zeros.
+// elements; n is padded to a multiple of 32 and k to 32 with zeros. Inside a tile the elements
+// go by pairs of k (VNNI, the AMX B-operand layout): (row i, column c) at
+// (c / 2) * 32 + i * 2 + c % 2, so one 64-byte vector is a pair of k for all 16 rows.
 class PackedWeight {
  public:
   PackedWeight() = default;
@@ -52,8 +55,6 @@ class PackedWeight {
   // Rows [r0, r0 + nr) as float32 row-major [nr, k] (the exact dequantised values: bf16 widened,
   // fp8 code times its block scale).
   void rows_f32(int r0, int nr, float* out) const;
-  // Tile (nt, kt) as bf16 (fp8: converted with the scale applied): 16 x 32 row-major.
-  void tile_bf16(int nt, int kt, uint16_t* out) const;
 
   const uint8_t* tiles() const { return data_.get(); }
   float scale(int nt, int kt) const;  // fp8 block scale of tile (nt, kt); 0 for padding tiles

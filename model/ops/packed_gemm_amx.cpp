@@ -1,7 +1,11 @@
 // The kernels of packed_gemm (built with -mamx-tile -mamx-bf16 -mavx512bf16; run only after
-// gemm_isa() checked CPUID). Orientation: y^T = W x^T, so a 16x32 weight tile is the A operand
-// as stored and x, packed per call in pairs of k (VNNI), is the B operand; a C tile holds 16
-// output columns (rows of W) for 16 rows of x.
+// gemm_isa() checked CPUID). A weight tile holds 16 weight rows x 32 k as 16 pairs of k
+// (VNNI, packed_gemm.h), so that one 64-byte vector is one pair of k for 16 output columns:
+// - AVX512-BF16: outer products. A pair of x values, broadcast, times that vector adds to 16
+//   output columns at once (no horizontal sums); a register block of up to 6 rows of x by 4
+//   weight tiles (64 columns) reuses each load 4 to 6 times.
+// - AMX: the weight tile is the B operand as stored, 16 rows of x (bf16) the A operand, and a
+//   C tile is 16 rows of x by 16 output columns.
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -21,9 +25,8 @@ namespace dpep::gemm_detail {
 namespace {
 
 constexpr int kTileElems = kGemmTileElems;
-// fp8 weights with at most two 16-row blocks of x are converted this many k tiles at a time
-// (2 x 8 KB of bf16: stays in L1 between conversion and use).
-constexpr int kFp8ChunkTiles = kGemmFp8ChunkTiles;
+constexpr int kChunkTiles = kGemmChunkTiles;  // k tiles per pass over a block of weight tiles
+constexpr int kMaxRows = 6, kMaxTiles = 4;    // register block: rows of x x weight tiles
 
 template <class T>
 T* grown(std::vector<T>& v, size_t n) {
@@ -52,7 +55,7 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-// All 8 tiles 16 rows x 64 bytes: C 0-3 (fp32 16x16), A 4-5 (weights), B 6-7 (x pairs).
+// All 8 tiles 16 rows x 64 bytes: C 0-3 (fp32 16x16), A 4-5 (x), B 6-7 (weights).
 void configure_tiles() {
   TileConfig cfg;
   for (int i = 0; i < 8; ++i) {
@@ -74,143 +77,6 @@ inline __m512 fp8x16_to_f32(__m128i q, __m512 scale) {
   return _mm512_mul_ps(f, scale);
 }
 
-}  // namespace
-
-bool request_amx_permission() {
-  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
-  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
-}
-
-void fp8_tile_to_bf16_avx512(const uint8_t* src, float scale, uint16_t* dst) {
-  const __m512 s = _mm512_set1_ps(scale);
-  for (int r = 0; r < 16; ++r) {
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + r * 32));
-    const __m512 lo = fp8x16_to_f32(_mm256_castsi256_si128(q), s);
-    const __m512 hi = fp8x16_to_f32(_mm256_extracti128_si256(q, 1), s);
-    _mm512_storeu_si512(dst + r * 32, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-  }
-}
-
-namespace {
-
-// fp8 tiles [kt0, kt1) of row tiles nt0 and nt0 + 1 -> buf: row tile i at buf + i * span.
-void convert_pair(const PackedWeight& w, int nt0, int kt0, int kt1, uint16_t* buf, size_t span) {
-  const int KT = w.k_tiles();
-  for (int i = 0; i < 2; ++i)
-    for (int kt = kt0; kt < kt1; ++kt)
-      fp8_tile_to_bf16_avx512(w.tiles() + (static_cast<size_t>(nt0 + i) * KT + kt) * kTileElems,
-                              w.scale(nt0 + i, kt),
-                              buf + i * span + static_cast<size_t>(kt - kt0) * kTileElems);
-}
-
-// x [M, K] float32 -> bf16 B tiles: block mb, k tile kt at ((mb * KT) + kt) * 512; element
-// (pair p, row m, half h) at p * 32 + m * 2 + h. Rows >= M and columns >= K are zero.
-void pack_x_amx(const float* x, int M, int ldx, int K, int KT, uint16_t* xp) {
-  const int MB = (M + 15) / 16;
-  if (M % 16)
-    std::memset(xp + static_cast<size_t>(MB - 1) * KT * kTileElems, 0,
-                static_cast<size_t>(KT) * kTileElems * 2);
-  const __m512i idx =
-      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                         _mm512_set1_epi32(16));
-  for (int m = 0; m < M; ++m) {
-    const float* xr = x + static_cast<size_t>(m) * ldx;
-    uint16_t* base = xp + static_cast<size_t>(m / 16) * KT * kTileElems + (m % 16) * 2;
-    for (int kt = 0; kt < KT; ++kt) {
-      const int c0 = kt * 32, nc = std::min(32, K - c0);
-      const __mmask16 m0 = nc >= 16 ? 0xffff : static_cast<__mmask16>((1u << nc) - 1);
-      const __mmask16 m1 = nc >= 32   ? 0xffff
-                           : nc <= 16 ? 0
-                                      : static_cast<__mmask16>((1u << (nc - 16)) - 1);
-      const __m512 lo = _mm512_maskz_loadu_ps(m0, xr + c0);
-      const __m512 hi = _mm512_maskz_loadu_ps(m1, xr + c0 + 16);
-      const __m512i pairs = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);  // dword p = (k 2p, k 2p+1)
-      _mm512_i32scatter_epi32(base + static_cast<size_t>(kt) * kTileElems, idx, pairs, 4);
-    }
-  }
-}
-
-}  // namespace
-
-void gemm_amx(const float* x, int M, int ldx, const PackedWeight& w, int pair_begin, int pair_end,
-              float* y, int ldy, GemmScratch& s) {
-  const int KT = w.k_tiles(), NP = pair_end - pair_begin, N = w.n();
-  const int MB = (M + 15) / 16;
-  const bool fp8 = w.dtype() == DType::F8E4M3;
-  uint16_t* xp = align64(grown(s.x, gemm_x_elems(M, KT)));
-  pack_x_amx(x, M, ldx, w.k(), KT, xp);
-  // With one pair of x blocks, fp8 is converted a chunk of k at a time right before use;
-  // otherwise the whole pair of row tiles is converted once and reused by every x block.
-  const int chunk = fp8 && MB <= 2 ? std::min(KT, kFp8ChunkTiles) : KT;
-  const bool parallel = static_cast<size_t>(2 * NP) * KT * kTileElems >= kParallelMinElems;
-  fit_workers(s, parallel);
-  parallel_ranges(NP, parallel, [&](int p_begin, int p_end, int worker) {
-    p_begin += pair_begin;
-    p_end += pair_begin;
-    configure_tiles();
-    uint16_t* cb = fp8 ? align64(grown(s.workers[worker].conv, gemm_conv_elems(KT))) : nullptr;
-    const size_t span = static_cast<size_t>(chunk) * kTileElems;
-    alignas(64) float c[4][256];
-    for (int p = p_begin; p < p_end; ++p) {
-      const int nt0 = 2 * p;
-      const uint16_t* wa = reinterpret_cast<const uint16_t*>(w.tiles());
-      if (fp8 && chunk == KT) convert_pair(w, nt0, 0, KT, cb, span);
-      for (int mb = 0; mb < MB; mb += 2) {
-        const bool two = mb + 1 < MB;
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_zero(2);
-        _tile_zero(3);
-        const uint16_t* b0 = xp + static_cast<size_t>(mb) * KT * kTileElems;
-        const uint16_t* b1 = b0 + static_cast<size_t>(KT) * kTileElems;
-        for (int k0 = 0; k0 < KT; k0 += chunk) {
-          const int k1 = std::min(KT, k0 + chunk);
-          const uint16_t *a0, *a1;
-          if (fp8) {
-            if (chunk != KT) convert_pair(w, nt0, k0, k1, cb, span);
-            a0 = cb;
-            a1 = cb + span;
-          } else {
-            a0 = wa + (static_cast<size_t>(nt0) * KT + k0) * kTileElems;
-            a1 = a0 + static_cast<size_t>(KT) * kTileElems;
-          }
-          for (int kt = k0; kt < k1; ++kt) {
-            const size_t off = static_cast<size_t>(kt - k0) * kTileElems;
-            _tile_loadd(4, a0 + off, 64);
-            _tile_loadd(5, a1 + off, 64);
-            _tile_loadd(6, b0 + static_cast<size_t>(kt) * kTileElems, 64);
-            _tile_dpbf16ps(0, 4, 6);
-            _tile_dpbf16ps(1, 5, 6);
-            if (two) {
-              _tile_loadd(7, b1 + static_cast<size_t>(kt) * kTileElems, 64);
-              _tile_dpbf16ps(2, 4, 7);
-              _tile_dpbf16ps(3, 5, 7);
-            }
-          }
-        }
-        _tile_stored(0, c[0], 64);
-        _tile_stored(1, c[1], 64);
-        if (two) {
-          _tile_stored(2, c[2], 64);
-          _tile_stored(3, c[3], 64);
-        }
-        // c[tile][i * 16 + j] = y[row mb*16 + j (+16 for tiles 2, 3)][column (nt0 + tile%2)*16 + i]
-        for (int t = 0; t < (two ? 4 : 2); ++t) {
-          const int n0 = (nt0 + t % 2) * 16, m0 = (mb + t / 2) * 16;
-          const int ni = std::min(16, N - n0), mj = std::min(16, M - m0);
-          for (int j = 0; j < mj; ++j) {
-            float* yr = y + static_cast<size_t>(m0 + j) * ldy + n0;
-            for (int i = 0; i < ni; ++i) yr[i] = c[t][i * 16 + j];
-          }
-        }
-      }
-    }
-    _tile_release();
-  });
-}
-
-namespace {
-
 // 32 e4m3 codes -> their exact values as bf16 (every e4m3 value is a bf16 value): normals by
 // re-biasing the exponent (7 -> 127), the 7 subnormals m * 2^-9 from a table.
 inline __m512i fp8x32_to_bf16_exact(__m256i q) {
@@ -226,65 +92,6 @@ inline __m512i fp8x32_to_bf16_exact(__m256i q) {
   return _mm512_ternarylogic_epi32(bits, _mm512_slli_epi16(v, 8),
                                    _mm512_set1_epi16(int16_t(0x8000)),
                                    0xf8);  // bits | (sign & mask)
-}
-
-// Accumulators of R weight rows x MR rows of x over k tiles [kt0, kt1): each output element
-// is one 16-lane float32 vector updated tile after tile in k order and reduced at the very end,
-// whatever R, MR and the chunking (chunks store and reload the vectors exactly).
-template <int R, int MR>
-inline void dot_chunk(const uint16_t* a, int kt0, int kt1, const uint16_t* xb, size_t xs,
-                      __m512* acc) {
-  __m512 c[R][MR];
-  for (int i = 0; i < R; ++i)
-    for (int m = 0; m < MR; ++m) c[i][m] = acc[i * MR + m];
-  for (int kt = kt0; kt < kt1; ++kt) {
-    __m512bh xv[MR];
-    for (int m = 0; m < MR; ++m) xv[m] = (__m512bh)_mm512_loadu_si512(xb + m * xs + kt * 32);
-    const uint16_t* t = a + static_cast<size_t>(kt) * kTileElems;
-    for (int i = 0; i < R; ++i) {
-      const __m512bh av = (__m512bh)_mm512_loadu_si512(t + i * 32);
-      for (int m = 0; m < MR; ++m) c[i][m] = _mm512_dpbf16_ps(c[i][m], av, xv[m]);
-    }
-  }
-  for (int i = 0; i < R; ++i)
-    for (int m = 0; m < MR; ++m) acc[i * MR + m] = c[i][m];
-}
-
-// One row of x (bf16, scaled per block for fp8) against one fp8 tile column, each tile
-// converted in registers (decode: nothing is written back to memory).
-inline void dot_fp8_row(const uint8_t* q, int KT, const uint16_t* xb, __m512* acc) {
-  __m512 c[16];
-  for (int i = 0; i < 16; ++i) c[i] = _mm512_setzero_ps();
-  for (int kt = 0; kt < KT; ++kt, q += kTileElems) {
-    const __m512bh xv = (__m512bh)_mm512_loadu_si512(xb + kt * 32);
-    for (int i = 0; i < 16; ++i) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i * 32));
-      c[i] = _mm512_dpbf16_ps(c[i], (__m512bh)fp8x32_to_bf16_exact(v), xv);
-    }
-  }
-  for (int i = 0; i < 16; ++i) acc[i] = c[i];
-}
-
-// out[i] = _mm512_reduce_add_ps(v[i]) for i < 16, bitwise: the same additions of the same
-// operands (GCC's reduction: halves 256, then 128, then lanes (0,2)+(1,3), then the two), made
-// on four vectors at a time. 46 instructions instead of 16 x 12: with K = 256 (8 tiles), the
-// separate reductions cost more than the products.
-inline __m512 reduce16(const __m512* v) {
-  __m512 w[8], u[4], t[2];
-  for (int j = 0; j < 8; ++j)  // lanes i + (i + 8) of v[2j] | of v[2j + 1]
-    w[j] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * j], v[2 * j + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                         _mm512_shuffle_f32x4(v[2 * j], v[2 * j + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-  for (int j = 0; j < 4; ++j)  // quarter q: lanes i + (i + 4) of v[4j + q]
-    u[j] = _mm512_add_ps(_mm512_shuffle_f32x4(w[2 * j], w[2 * j + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_f32x4(w[2 * j], w[2 * j + 1], _MM_SHUFFLE(3, 1, 3, 1)));
-  for (int j = 0; j < 2; ++j)  // quarter q: (0 + 2, 1 + 3) of v[8j + q], then of v[8j + 4 + q]
-    t[j] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * j], u[2 * j + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                         _mm512_shuffle_ps(u[2 * j], u[2 * j + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-  // Lane 4q + c: the sum of v[q + 4c].
-  const __m512 s = _mm512_add_ps(_mm512_shuffle_ps(t[0], t[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                 _mm512_shuffle_ps(t[0], t[1], _MM_SHUFFLE(3, 1, 3, 1)));
-  const __m512i idx = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
-  return _mm512_permutexvar_ps(idx, s);
 }
 
 // x rows [M, K] -> bf16 [M, KT * 32] (zero padded), times scale[kt / 4] when scale is given.
@@ -312,10 +119,158 @@ void round_x(const float* x, int M, int ldx, int K, int KT, const float* scale, 
 
 }  // namespace
 
+bool request_amx_permission() {
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+}
+
+void fp8_tile_to_bf16_avx512(const uint8_t* src, float scale, uint16_t* dst) {
+  const __m512 s = _mm512_set1_ps(scale);
+  for (int r = 0; r < 16; ++r) {
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + r * 32));
+    const __m512 lo = fp8x16_to_f32(_mm256_castsi256_si128(q), s);
+    const __m512 hi = fp8x16_to_f32(_mm256_extracti128_si256(q, 1), s);
+    _mm512_storeu_si512(dst + r * 32, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+  }
+}
+
 void fp8x32_to_bf16_exact_avx512(const uint8_t* src, uint16_t* dst) {
   _mm512_storeu_si512(
       dst, fp8x32_to_bf16_exact(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src))));
 }
+
+void gemm_amx(const float* x, int M, int ldx, const PackedWeight& w, int pair_begin, int pair_end,
+              float* y, int ldy, GemmScratch& s) {
+  const int KT = w.k_tiles(), NP = pair_end - pair_begin, N = w.n();
+  const int MB = (M + 15) / 16;
+  const bool fp8 = w.dtype() == DType::F8E4M3;
+  const size_t xs = static_cast<size_t>(KT) * 32;
+  // x as bf16 rows [MB * 16, KT * 32]; the rows past M are zero (A tiles are 16 rows).
+  uint16_t* xb = align64(grown(s.x, gemm_x_elems(M, KT)));
+  round_x(x, M, ldx, w.k(), KT, nullptr, xb);
+  std::memset(xb + static_cast<size_t>(M) * xs, 0, sizeof(uint16_t) * (MB * 16 - M) * xs);
+  const bool parallel = static_cast<size_t>(2 * NP) * KT * kTileElems >= kParallelMinElems;
+  fit_workers(s, parallel);
+  parallel_ranges(NP, parallel, [&](int p_begin, int p_end, int worker) {
+    p_begin += pair_begin;
+    p_end += pair_begin;
+    configure_tiles();
+    // fp8: a pair of weight tile columns converted to bf16 (scale applied) once, then used by
+    // every block of x.
+    uint16_t* cb = fp8 ? align64(grown(s.workers[worker].conv, gemm_conv_elems(KT))) : nullptr;
+    alignas(64) float c[4][256];
+    for (int p = p_begin; p < p_end; ++p) {
+      const int nt0 = 2 * p;
+      const uint16_t *b0, *b1;
+      if (fp8) {
+        for (int i = 0; i < 2; ++i)
+          for (int kt = 0; kt < KT; ++kt)
+            fp8_tile_to_bf16_avx512(
+                w.tiles() + (static_cast<size_t>(nt0 + i) * KT + kt) * kTileElems,
+                w.scale(nt0 + i, kt), cb + (static_cast<size_t>(i) * KT + kt) * kTileElems);
+        b0 = cb;
+      } else {
+        b0 = reinterpret_cast<const uint16_t*>(w.tiles()) +
+             static_cast<size_t>(nt0) * KT * kTileElems;
+      }
+      b1 = b0 + static_cast<size_t>(KT) * kTileElems;
+      for (int mb = 0; mb < MB; mb += 2) {
+        const bool two = mb + 1 < MB;
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        const uint16_t* a0 = xb + static_cast<size_t>(mb) * 16 * xs;
+        const uint16_t* a1 = a0 + 16 * xs;
+        for (int kt = 0; kt < KT; ++kt) {
+          _tile_loadd(4, a0 + kt * 32, static_cast<int>(xs * 2));
+          _tile_loadd(6, b0 + static_cast<size_t>(kt) * kTileElems, 64);
+          _tile_loadd(7, b1 + static_cast<size_t>(kt) * kTileElems, 64);
+          _tile_dpbf16ps(0, 4, 6);
+          _tile_dpbf16ps(1, 4, 7);
+          if (two) {
+            _tile_loadd(5, a1 + kt * 32, static_cast<int>(xs * 2));
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+          }
+        }
+        _tile_stored(0, c[0], 64);
+        _tile_stored(1, c[1], 64);
+        if (two) {
+          _tile_stored(2, c[2], 64);
+          _tile_stored(3, c[3], 64);
+        }
+        // c[t][j * 16 + i] = y[row (mb + t / 2) * 16 + j][column (nt0 + t % 2) * 16 + i]
+        for (int t = 0; t < (two ? 4 : 2); ++t) {
+          const int n0 = (nt0 + t % 2) * 16, m0 = (mb + t / 2) * 16;
+          const int ni = std::min(16, N - n0), mj = std::min(16, M - m0);
+          if (ni <= 0) continue;
+          for (int j = 0; j < mj; ++j)
+            _mm512_mask_storeu_ps(y + static_cast<size_t>(m0 + j) * ldy + n0,
+                                  static_cast<__mmask16>((1u << ni) - 1),
+                                  _mm512_load_ps(c[t] + j * 16));
+        }
+      }
+    }
+    _tile_release();
+  });
+}
+
+namespace {
+
+// Rows [m0, m0 + MR) of x by tile columns j < NB (16 output columns each) over `pairs` pairs of
+// k: acc[m][j] (16 floats) gets one dpbf16 per pair, pairs in ascending order. So each output
+// element is the same sequence of operations whatever MR, NB and the chunking (a chunk stores
+// its accumulators and the next one reloads them exactly), the thread count or the rows around.
+// w: tile column j at w + j * wstride bytes, FP8 ? 32 e4m3 codes per pair (converted here) :
+// 32 bf16 per pair. x: one uint32 (two bf16) per pair, row m at x + m * xs.
+template <int MR, int NB, bool FP8>
+inline void outer_block(const uint8_t* w, size_t wstride, int pairs, const uint32_t* x, size_t xs,
+                        float* acc, bool first) {
+  __m512 c[MR][NB];
+  for (int m = 0; m < MR; ++m)
+    for (int j = 0; j < NB; ++j)
+      c[m][j] = first ? _mm512_setzero_ps() : _mm512_load_ps(acc + (m * NB + j) * 16);
+  for (int p = 0; p < pairs; ++p) {
+    __m512bh wv[NB];
+    for (int j = 0; j < NB; ++j) {
+      const uint8_t* src = w + j * wstride;
+      wv[j] = FP8 ? (__m512bh)fp8x32_to_bf16_exact(
+                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + p * 32)))
+                  : (__m512bh)_mm512_loadu_si512(src + p * 64);
+    }
+    for (int m = 0; m < MR; ++m) {
+      const __m512bh xv = (__m512bh)_mm512_set1_epi32(static_cast<int>(x[m * xs + p]));
+      for (int j = 0; j < NB; ++j) c[m][j] = _mm512_dpbf16_ps(c[m][j], wv[j], xv);
+    }
+  }
+  for (int m = 0; m < MR; ++m)
+    for (int j = 0; j < NB; ++j) _mm512_store_ps(acc + (m * NB + j) * 16, c[m][j]);
+}
+
+using OuterFn = void (*)(const uint8_t*, size_t, int, const uint32_t*, size_t, float*, bool);
+
+template <bool FP8>
+OuterFn outer_fn(int mr, int nb) {
+  // [mr - 1][nb - 1]
+  static const OuterFn table[kMaxRows][kMaxTiles] = {
+      {outer_block<1, 1, FP8>, outer_block<1, 2, FP8>, outer_block<1, 3, FP8>,
+       outer_block<1, 4, FP8>},
+      {outer_block<2, 1, FP8>, outer_block<2, 2, FP8>, outer_block<2, 3, FP8>,
+       outer_block<2, 4, FP8>},
+      {outer_block<3, 1, FP8>, outer_block<3, 2, FP8>, outer_block<3, 3, FP8>,
+       outer_block<3, 4, FP8>},
+      {outer_block<4, 1, FP8>, outer_block<4, 2, FP8>, outer_block<4, 3, FP8>,
+       outer_block<4, 4, FP8>},
+      {outer_block<5, 1, FP8>, outer_block<5, 2, FP8>, outer_block<5, 3, FP8>,
+       outer_block<5, 4, FP8>},
+      {outer_block<6, 1, FP8>, outer_block<6, 2, FP8>, outer_block<6, 3, FP8>,
+       outer_block<6, 4, FP8>},
+  };
+  return table[mr - 1][nb - 1];
+}
+
+}  // namespace
 
 // FP8 on this path: the e4m3 codes are exact in bf16 and the block scale goes with x instead
 // (x rounded to bf16 after the multiplication, per 128x128 block): one scale per block of 128
@@ -324,39 +279,31 @@ void gemm_avx512bf16(const float* x, int M, int ldx, const PackedWeight& w, int 
                      int pair_end, float* y, int ldy, GemmScratch& s) {
   const int KT = w.k_tiles(), NT = 2 * (pair_end - pair_begin), N = w.n(), K = w.k();
   const bool fp8 = w.dtype() == DType::F8E4M3;
-  const size_t xs = static_cast<size_t>(KT) * 32;
-  const int KB = (KT + 3) / 4;  // 128-wide k blocks
+  const size_t xs = static_cast<size_t>(KT) * 32;  // bf16 per row of x
+  const int KB = (KT + 3) / 4;                     // 128-wide k blocks
+  const size_t tile_bytes = static_cast<size_t>(kTileElems) * (fp8 ? 1 : 2);
   // bf16 weights: x rounded once here and shared by every thread.
   uint16_t* xb_shared = grown(s.x, gemm_x_elems(M, KT));
   if (!fp8) round_x(x, M, ldx, K, KT, nullptr, xb_shared);
-  // Up to this many rows of x, fp8 tiles are converted in registers at each use; above, a
-  // tile column is converted once into a buffer and reused by every row.
-  constexpr int kFusedRows = 2;
-  constexpr int kChunk = 16;  // k tiles per chunk when several rows of x share a tile column
-  // Up to 16 rows of bf16 x, each row takes the chunk's 16 weight rows in one pass (the chunk
-  // stays in L1 for the next row); above, 8 weight rows x 3 rows of x per pass reuse more
-  // registers. A pass over 8 rows reads every other 512 bytes of the tiles, which streamed from
-  // memory at half the rate of whole tiles (2 rows of x: 2x slower). The element sums are the
-  // same either way (dot_chunk).
-  const bool whole_rows = !fp8 && M <= 16;
+  // fp8 with more rows of x than one register block: a chunk of tiles is converted into a
+  // buffer once and read by every block of rows; with one block, in registers.
+  const bool convert_chunks = fp8 && M > kMaxRows;
   const bool parallel = static_cast<size_t>(NT) * KT * kTileElems >= kParallelMinElems;
   fit_workers(s, parallel);
   parallel_ranges(NT, parallel, [&](int nt_begin, int nt_end, int worker) {
     nt_begin += 2 * pair_begin;
     nt_end += 2 * pair_begin;
-    // This worker's scratch in the caller's GemmScratch (grown to the largest shape seen).
     GemmScratch::Worker& wk = s.workers[worker];
     int scaled_rb = -1;
     float* sc = grown(wk.sc, KB);
-    __m512* accs = reinterpret_cast<__m512*>(align64(grown(wk.accs, gemm_accs_floats(M))));
-    uint16_t* conv = fp8 && M > kFusedRows ? grown(wk.conv, gemm_conv_elems(KT)) : nullptr;
+    float* acc = align64(grown(wk.accs, gemm_accs_floats(M)));  // [M][NB * 16]
+    uint16_t* conv = convert_chunks ? align64(grown(wk.conv, gemm_conv_elems(KT))) : nullptr;
     uint16_t* xscaled = fp8 ? grown(wk.xscaled, static_cast<size_t>(M) * xs) : nullptr;
-    for (int nt = nt_begin; nt < nt_end; ++nt) {
-      if (nt * 16 >= N) continue;
-      const int ni = std::min(16, N - nt * 16);
+    for (int nt = nt_begin; nt < nt_end;) {
+      if (nt * 16 >= N) break;  // padding tiles only from here
+      // A block of up to 4 tile columns, within one 128-row scale block for fp8.
+      const int nb = std::min({kMaxTiles, nt_end - nt, (nt / 8 + 1) * 8 - nt});
       const uint16_t* xb = xb_shared;
-      const uint16_t* a =
-          reinterpret_cast<const uint16_t*>(w.tiles()) + static_cast<size_t>(nt) * KT * kTileElems;
       if (fp8) {
         const int rb = nt / 8;  // 128 output rows = 8 tiles share their scales
         if (rb != scaled_rb) {
@@ -366,60 +313,40 @@ void gemm_avx512bf16(const float* x, int M, int ldx, const PackedWeight& w, int 
         }
         xb = xscaled;
       }
-      __m512* acc = accs;  // [16 rows][M]
-      const uint8_t* q = w.tiles() + static_cast<size_t>(nt) * KT * kTileElems;
-      if (fp8 && M <= kFusedRows) {
-        for (int m = 0; m < M; ++m) {
-          dot_fp8_row(q, KT, xb + m * xs, acc);
-          _mm512_mask_storeu_ps(y + static_cast<size_t>(m) * ldy + nt * 16,
-                                static_cast<__mmask16>((1u << ni) - 1), reduce16(acc));
+      const uint32_t* xp = reinterpret_cast<const uint32_t*>(xb);
+      const size_t xps = xs / 2;  // pairs per row
+      for (int k0 = 0; k0 < KT; k0 += kChunkTiles) {
+        const int k1 = std::min(KT, k0 + kChunkTiles), pairs = (k1 - k0) * 16;
+        const uint8_t* wb = w.tiles() + (static_cast<size_t>(nt) * KT + k0) * tile_bytes;
+        size_t wstride = static_cast<size_t>(KT) * tile_bytes;
+        bool in_regs_fp8 = fp8;
+        if (convert_chunks) {
+          for (int j = 0; j < nb; ++j)
+            for (int t = 0; t < k1 - k0; ++t)
+              for (int p = 0; p < 16; ++p)
+                fp8x32_to_bf16_exact_avx512(
+                    wb + j * wstride + (static_cast<size_t>(t) * 16 + p) * 32,
+                    conv + (static_cast<size_t>(j) * kChunkTiles * 16 + t * 16 + p) * 32);
+          wb = reinterpret_cast<const uint8_t*>(conv);
+          wstride = static_cast<size_t>(kChunkTiles) * kTileElems * 2;
+          in_regs_fp8 = false;
         }
-        continue;
-      }
-      if (fp8) {
-        for (int kt = 0; kt < KT; ++kt)
-          for (int i = 0; i < 16; ++i)
-            _mm512_storeu_si512(
-                conv + static_cast<size_t>(kt) * kTileElems + i * 32,
-                fp8x32_to_bf16_exact(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(
-                    q + static_cast<size_t>(kt) * kTileElems + i * 32))));
-        a = conv;
-      }
-      {
-        std::fill_n(acc, static_cast<size_t>(16) * M, _mm512_setzero_ps());
-        // acc layout for row group g (8 rows) and x rows [m, m + MR): acc + (g * M + m) * 8.
-        for (int k0 = 0; k0 < KT; k0 += kChunk) {
-          const int k1 = std::min(KT, k0 + kChunk);
-          if (whole_rows) {
-            for (int m = 0; m < M; ++m)
-              dot_chunk<16, 1>(a, k0, k1, xb + m * xs, xs, acc + static_cast<size_t>(m) * 16);
-            continue;
-          }
-          for (int g = 0; g < 2; ++g) {
-            const uint16_t* ag = a + g * 8 * 32;
-            int m = 0;
-            for (; m + 3 <= M; m += 3)
-              dot_chunk<8, 3>(ag, k0, k1, xb + m * xs, xs,
-                              acc + (static_cast<size_t>(g) * M + m) * 8);
-            if (M - m == 2)
-              dot_chunk<8, 2>(ag, k0, k1, xb + m * xs, xs,
-                              acc + (static_cast<size_t>(g) * M + m) * 8);
-            else if (M - m == 1)
-              dot_chunk<8, 1>(ag, k0, k1, xb + m * xs, xs,
-                              acc + (static_cast<size_t>(g) * M + m) * 8);
-          }
+        for (int m0 = 0; m0 < M; m0 += kMaxRows) {
+          const int mr = std::min(kMaxRows, M - m0);
+          OuterFn f = in_regs_fp8 ? outer_fn<true>(mr, nb) : outer_fn<false>(mr, nb);
+          f(wb, wstride, pairs, xp + m0 * xps + static_cast<size_t>(k0) * 16, xps,
+            acc + static_cast<size_t>(m0) * nb * 16, k0 == 0);
         }
       }
-      for (int m = 0; m < M; ++m) {
-        // Row i of the tile, x row m: where dot_chunk left its vector.
-        __m512 v[16];
-        for (int i = 0; i < 16; ++i)
-          v[i] = whole_rows ? acc[static_cast<size_t>(m) * 16 + i]
-                            : acc[(static_cast<size_t>(i / 8) * M + (m / 3) * 3) * 8 +
-                                  (i % 8) * std::min(3, M - (m / 3) * 3) + m % 3];
-        _mm512_mask_storeu_ps(y + static_cast<size_t>(m) * ldy + nt * 16,
-                              static_cast<__mmask16>((1u << ni) - 1), reduce16(v));
-      }
+      for (int m = 0; m < M; ++m)
+        for (int j = 0; j < nb; ++j) {
+          const int n0 = (nt + j) * 16, ni = std::min(16, N - n0);
+          if (ni <= 0) continue;
+          _mm512_mask_storeu_ps(y + static_cast<size_t>(m) * ldy + n0,
+                                static_cast<__mmask16>((1u << ni) - 1),
+                                _mm512_load_ps(acc + (static_cast<size_t>(m) * nb + j) * 16));
+        }
+      nt += nb;
     }
   });
 }

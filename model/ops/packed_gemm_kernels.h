@@ -1,6 +1,8 @@
 // Internal to packed_gemm: the kernels of packed_gemm_amx.cpp, the one translation unit built
 // with the AMX and AVX512-BF16 flags. Call them only after gemm_isa() said the CPU has them.
 #pragma once
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 
 #include "model/ops/packed_gemm.h"
@@ -25,12 +27,12 @@ void gemm_avx512bf16(const float* x, int M, int ldx, const PackedWeight& w, int 
 
 // Elements of the scratch buffers a call needs (the kernels and GemmScratch::reserve agree).
 constexpr int kGemmTileElems = 512;
-constexpr int kGemmFp8ChunkTiles = 8;
+constexpr int kGemmChunkTiles = 8;  // AVX512-BF16: k tiles per pass over a block of tiles
 inline size_t gemm_x_elems(int M, int KT) {
   return static_cast<size_t>((M + 15) / 16) * KT * kGemmTileElems + 32;  // >= M * KT * 32
 }
-inline size_t gemm_conv_elems(int KT) {
-  return 2 * static_cast<size_t>(KT) * kGemmTileElems + 32;
+inline size_t gemm_conv_elems(int KT) {  // AMX: a pair of tile columns; AVX: 4 x one chunk
+  return std::max<size_t>(2 * static_cast<size_t>(KT), 4 * kGemmChunkTiles) * kGemmTileElems + 32;
 }
 inline size_t gemm_accs_floats(int M) {
   return static_cast<size_t>(16) * M * 16 + 16;
