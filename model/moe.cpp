@@ -42,6 +42,9 @@ void experts_fused(const MoeWeights& w, const comm::DispatchResult& r, const int
   const int blocks = I / g, per_item = std::max(1, 128 / g);
   const int down_pairs = w.local[0].down.packed()->n_tiles() / 2;
   std::vector<RunState::Moe::Item>& items = rs.items;
+  // Room for every expert busy in both products, so that no routing grows it inside a step.
+  const int gu_items = (blocks + per_item - 1) / per_item, down_items = (down_pairs + 7) / 8;
+  items.reserve(static_cast<size_t>(nloc) * std::max(gu_items, down_items));
   auto run = [&](auto&& body) {
     parallel_for_dynamic(static_cast<int>(items.size()), true, [&](int i) {
       RunState::Moe::Thread& th = rs.threads[omp_get_thread_num()];
