@@ -196,7 +196,7 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
   const bool packed = !w.uv_absorb.empty();
   // Float32 mode: kv_b rows of one head at a time (dequantised when stored bf16 or FP8).
   std::vector<float>& kvb_buf = rs.kvb;
-  if (packed) head_proj_bf16(w.uk_absorb, q, T, nh * qd, qd, qc, nh * W, W);
+  if (packed) head_proj_bf16(w.uk_absorb, q, T, nh * qd, qd, qc, nh * W, W, rs.head_gemm.data());
   for (int h = 0; h < nh && !packed; ++h) {
     const float* kvb_h = w.kv_b_proj.rows_f32(h * (nope + vd), nope, kvb_buf);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, kvl, nope, scale, &q[h * qd], nh * qd,
@@ -216,7 +216,8 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
     attend_f32(kv, layer, batch, nh, kvl, qc, out_lat, rs);
   // out_lat[t,h,kv_lora] x W_uv[h][v, kv_lora]^T -> attn[t,h,v]
   float* attn = fit(rs.attn, static_cast<size_t>(T) * nh * vd);
-  if (packed) head_proj_bf16(w.uv_absorb, out_lat, T, nh * kvl, kvl, attn, nh * vd, vd);
+  if (packed)
+    head_proj_bf16(w.uv_absorb, out_lat, T, nh * kvl, kvl, attn, nh * vd, vd, rs.head_gemm.data());
   for (int h = 0; h < nh && !packed; ++h) {
     const float* uv_h = w.kv_b_proj.rows_f32(h * (nope + vd) + nope, vd, kvb_buf);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, vd, kvl, 1.0f, &out_lat[h * kvl],

@@ -75,7 +75,7 @@ size_t Model::weight_bytes() const {
     const auto& a = L.attn;
     b += a.q_a_proj.bytes() + a.q_b_proj.bytes() + a.q_proj.bytes() + a.kv_a_proj_with_mqa.bytes() +
          a.kv_b_proj.bytes() + a.o_proj.bytes();
-    b += (a.uk_absorb.w.size() + a.uv_absorb.w.size()) * sizeof(uint16_t);
+    b += a.uk_absorb.bytes() + a.uv_absorb.bytes();
     b += L.mlp.bytes() + L.moe.gate.size() * 4 + L.moe.shared.bytes();
     for (const auto& e : L.moe.local) b += e.bytes();
   }
@@ -89,7 +89,7 @@ double Model::weight_bytes_per_token() const {
     const auto& a = L.attn;
     b += a.q_a_proj.bytes() + a.q_b_proj.bytes() + a.q_proj.bytes() + a.kv_a_proj_with_mqa.bytes() +
          a.kv_b_proj.bytes() + a.o_proj.bytes();
-    b += (a.uk_absorb.w.size() + a.uv_absorb.w.size()) * sizeof(uint16_t);
+    b += a.uk_absorb.bytes() + a.uv_absorb.bytes();
     if (!L.is_moe) {
       b += L.mlp.bytes();
       continue;

@@ -60,6 +60,7 @@ void RunState::fit_threads() {
     }
   }
   if (moe.threads.size() < n) moe.threads.resize(n);
+  if (mla.head_gemm.size() < n) mla.head_gemm.resize(n);
 }
 
 }  // namespace dpep

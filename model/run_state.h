@@ -50,7 +50,8 @@ struct RunState {
 
   struct Mla {
     std::vector<float> q, qa, ckv, qc, out_lat, attn, kvb;
-    GemmScratch gemm;  // kernels of the projections
+    GemmScratch gemm;                    // kernels of the projections
+    std::vector<GemmScratch> head_gemm;  // per thread: the per-head absorbed products
     // float32 cache: work items (sequence, first row, rows > 1 = a GEMM block) and per-thread
     // scratch.
     struct Item {
