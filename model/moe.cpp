@@ -24,10 +24,10 @@ void experts_fused(const MoeWeights& w, const comm::DispatchResult& r, const int
   const int nloc = static_cast<int>(w.local.size());
   const int ny = offset[nloc], I = w.local[0].inter(), g = w.local[0].group;
   const size_t cap = std::max(ny, min_rows);
-  float* xs = fit(rs.xs, cap * H);
+  float* xs = fit(rs.xs, cap * H);  // rows in; after gate_up, the down products out
   float* gu = fit(rs.gu, cap * 2 * I);
   float* h = fit(rs.h, cap * I);
-  float* ye = fit(rs.ye, cap * H);
+  float* ye = xs;
   for (int j = 0; j < ny; ++j)
     std::memcpy(xs + static_cast<size_t>(j) * H,
                 r.x.data() + static_cast<size_t>(pairs[j].first) * H, sizeof(float) * H);

@@ -79,10 +79,10 @@ struct RunState {
     std::vector<int> count, offset;
     std::vector<std::pair<int, int>> pairs;
     std::vector<float> y;  // [local slots, H]
-    // Fused experts (bf16 mode): rows sorted by local expert [pairs, H] in, gate_up products
-    // [pairs, 2 I], activations [pairs, I], expert outputs [pairs, H]; the work items of the
-    // two products (expert, first and last column block).
-    std::vector<float> xs, gu, h, ye;
+    // Fused experts (bf16 mode): rows sorted by local expert [pairs, H] in (then the expert
+    // outputs, written over them), gate_up products [pairs, 2 I], activations [pairs, I]; the
+    // work items of the two products (expert, first and last column block).
+    std::vector<float> xs, gu, h;
     struct Item {
       int expert, begin, end;
     };

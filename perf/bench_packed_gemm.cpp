@@ -13,6 +13,7 @@
 
 #include "model/io/fp8_block.h"
 #include "model/ops/packed_gemm.h"
+#include "model/ops/weight_arena.h"
 
 using namespace dpep;
 
@@ -54,18 +55,21 @@ int main(int argc, char** argv) {
   std::vector<float>().swap(w);
   std::vector<uint8_t>().swap(q);
 
-  // Plain read of a buffer as large as the bf16 weights.
-  std::vector<float> buf(wb.bytes() / 4, 1.0f);
+  // Plain read of a buffer as large as the bf16 weights, in the weights' huge-page slabs.
+  const std::shared_ptr<uint8_t> mem = weight_alloc(wb.bytes());
+  float* buf = reinterpret_cast<float*>(mem.get());
+  const size_t nbuf = wb.bytes() / 4;
+  std::fill_n(buf, nbuf, 1.0f);
   float sink = 0;
   const double t_read = median_seconds(
       [&] {
         float acc[16] = {0};
-        for (size_t i = 0; i + 16 <= buf.size(); i += 16)
+        for (size_t i = 0; i + 16 <= nbuf; i += 16)
           for (int k = 0; k < 16; ++k) acc[k] += buf[i + k];
         sink += std::accumulate(acc, acc + 16, 0.0f);
       },
       7);
-  const double read_gbs = buf.size() * 4 / t_read / 1e9;
+  const double read_gbs = nbuf * 4.0 / t_read / 1e9;
   fmt::print("kernel {}, N={} K={}: bf16 weights {:.1f} MB, fp8 {:.1f} MB\n",
              gemm_isa_name(gemm_isa()), N, K, wb.bytes() / 1e6, wf.bytes() / 1e6);
   fmt::print("plain read, one thread: {:.2f} GB/s [{}]\n", read_gbs, sink > 0 ? "ok" : "?");
