@@ -141,6 +141,16 @@ void pack_mla_bf16(const ModelConfig& c, MlaWeights& w) {
   w.kv_b_proj = Linear();
   for (Linear* l : {&w.q_a_proj, &w.q_b_proj, &w.q_proj, &w.kv_a_proj_with_mqa, &w.o_proj})
     l->to_bf16();
+  // q_a and kv_a read the same x: one product when q_a's rows fill whole tile pairs (and FP8
+  // scale blocks). Each element is computed as the separate product computes it.
+  const PackedWeight *qa = w.q_a_proj.packed(), *kva = w.kv_a_proj_with_mqa.packed();
+  if (qa && kva && qa->dtype() == kva->dtype() && qa->n() % 32 == 0 &&
+      (qa->dtype() != DType::F8E4M3 || qa->n() % 128 == 0)) {
+    w.qkv_a = Linear(PackedWeight::concat_rows(*qa, *kva));
+    w.qkv_a.to_bf16();
+    w.q_a_proj = Linear();
+    w.kv_a_proj_with_mqa = Linear();
+  }
 }
 
 void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, int layer,
@@ -161,7 +171,18 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
   // q = q_b(rmsnorm(q_a(x)))  [T, nh, nope+rope]
   // Buffers of the run-state (grow-only: no allocation once warm).
   float* q = fit(rs.q, static_cast<size_t>(T) * nh * qd);
-  if (c.q_lora_rank > 0) {
+  float* ckv = fit(rs.ckv, static_cast<size_t>(T) * W);  // kv_a(x) [T, kv_lora + rope]
+  if (!w.qkv_a.empty()) {
+    // [T, q_lora | kv_lora + rope] in one product; q_a's part normed in place, kv_a's copied.
+    const int ql = static_cast<int>(c.q_lora_rank), n = ql + W;
+    float* qkv = fit(rs.qkv, static_cast<size_t>(T) * n);
+    w.qkv_a.forward(x, T, qkv, -1, -1, &rs.gemm);
+    for (int t = 0; t < T; ++t)
+      std::memcpy(&ckv[static_cast<size_t>(t) * W], &qkv[static_cast<size_t>(t) * n + ql],
+                  sizeof(float) * W);
+    rmsnorm_rows(qkv, T, ql, w.q_a_layernorm.data(), eps, n);
+    w.q_b_proj.forward(qkv, T, q, n, -1, &rs.gemm);
+  } else if (c.q_lora_rank > 0) {
     const int ql = static_cast<int>(c.q_lora_rank);
     float* qa = fit(rs.qa, static_cast<size_t>(T) * ql);
     w.q_a_proj.forward(x, T, qa, -1, -1, &rs.gemm);
@@ -170,9 +191,8 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
   } else {
     w.q_proj.forward(x, T, q, -1, -1, &rs.gemm);
   }
-  // ckv = kv_a(x) [T, kv_lora + rope]; c = rmsnorm(ckv[:kv_lora]); k_pe = rope(ckv[kv_lora:])
-  float* ckv = fit(rs.ckv, static_cast<size_t>(T) * W);
-  w.kv_a_proj_with_mqa.forward(x, T, ckv, -1, -1, &rs.gemm);
+  if (w.qkv_a.empty()) w.kv_a_proj_with_mqa.forward(x, T, ckv, -1, -1, &rs.gemm);
+  // c = rmsnorm(ckv[:kv_lora]); k_pe = rope(ckv[kv_lora:])
   rmsnorm_rows(ckv, T, kvl, w.kv_a_layernorm.data(), eps, W);
   for (int t = 0; t < T; ++t) {
     rope.apply(&ckv[static_cast<size_t>(t) * W + kvl], 1, rd, batch.positions[t]);

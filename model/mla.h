@@ -22,6 +22,9 @@ struct MlaWeights {
   std::vector<float> kv_a_layernorm;  // [kv_lora]
   Linear kv_b_proj;                   // [heads*(nope+v), kv_lora]: rows h*(nope+v)+d, d<nope = W_uk
   Linear o_proj;                      // [H, heads*v]
+  // bf16 mode, when q_lora allows it: q_a_proj's rows then kv_a_proj_with_mqa's in one matrix
+  // (both then empty), one product for the two projections of x.
+  Linear qkv_a;  // [q_lora + kv_lora + rope, H]
   // bf16 mode only: kv_b split per head for the absorbed products (model/ops/attention_absorb.h).
   HeadProjBf16 uk_absorb;  // per head [nope -> kv_lora]: softmax_scale * W_uk[h]
   HeadProjBf16 uv_absorb;  // per head [kv_lora -> v]: W_uv[h]^T

@@ -74,7 +74,7 @@ size_t Model::weight_bytes() const {
     b += (L.input_layernorm.size() + L.post_attention_layernorm.size()) * 4;
     const auto& a = L.attn;
     b += a.q_a_proj.bytes() + a.q_b_proj.bytes() + a.q_proj.bytes() + a.kv_a_proj_with_mqa.bytes() +
-         a.kv_b_proj.bytes() + a.o_proj.bytes();
+         a.kv_b_proj.bytes() + a.o_proj.bytes() + a.qkv_a.bytes();
     b += a.uk_absorb.bytes() + a.uv_absorb.bytes();
     b += L.mlp.bytes() + L.moe.gate.size() * 4 + L.moe.shared.bytes();
     for (const auto& e : L.moe.local) b += e.bytes();
@@ -88,7 +88,7 @@ double Model::weight_bytes_per_token() const {
   for (const auto& L : w_.layers) {
     const auto& a = L.attn;
     b += a.q_a_proj.bytes() + a.q_b_proj.bytes() + a.q_proj.bytes() + a.kv_a_proj_with_mqa.bytes() +
-         a.kv_b_proj.bytes() + a.o_proj.bytes();
+         a.kv_b_proj.bytes() + a.o_proj.bytes() + a.qkv_a.bytes();
     b += a.uk_absorb.bytes() + a.uv_absorb.bytes();
     if (!L.is_moe) {
       b += L.mlp.bytes();

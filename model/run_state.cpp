@@ -28,6 +28,7 @@ RunState::RunState(const ModelConfig& c, RunStateLimits lim) : lim_(lim) {
   mla.q.reserve(T * nh * c.qk_head_dim());
   mla.qa.reserve(T * c.q_lora_rank);
   mla.ckv.reserve(T * W);
+  mla.qkv.reserve(T * (c.q_lora_rank + W));
   mla.qc.reserve(T * nh * W);
   mla.out_lat.reserve(T * nh * kvl);
   mla.attn.reserve(T * nh * c.v_head_dim);

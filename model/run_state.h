@@ -49,7 +49,7 @@ struct RunState {
   GemmScratch gemm;  // kernels of the dense layers and lm_head
 
   struct Mla {
-    std::vector<float> q, qa, ckv, qc, out_lat, attn, kvb;
+    std::vector<float> q, qa, ckv, qc, out_lat, attn, kvb, qkv;
     GemmScratch gemm;                    // kernels of the projections
     std::vector<GemmScratch> head_gemm;  // per thread: the per-head absorbed products
     // float32 cache: work items (sequence, first row, rows > 1 = a GEMM block) and per-thread

@@ -80,6 +80,25 @@ TEST(InterleaveRows, RefusesGroupsThatDoNotFit) {
   EXPECT_THROW(PackedWeight::interleave_rows(a, fa, 32), std::invalid_argument);   // dtypes differ
 }
 
+// q_a and kv_a as one matrix: a's rows then b's, FP8 scales with them.
+TEST(ConcatRows, RowsOfBothInOrderWithTheirScales) {
+  for (bool fp8 : {false, true}) {
+    const int na = fp8 ? 256 : 96, nb = 72, k = 200;  // b: partial tiles and scale blocks
+    const PackedWeight a = packed(fp8, na, k, 3), b = packed(fp8, nb, k, 4);
+    const PackedWeight f = PackedWeight::concat_rows(a, b);
+    ASSERT_EQ(f.n(), na + nb);
+    const auto ra = rows(a), rb = rows(b), rf = rows(f);
+    for (size_t i = 0; i < ra.size(); ++i) ASSERT_EQ(rf[i], ra[i]) << i;
+    for (size_t i = 0; i < rb.size(); ++i) ASSERT_EQ(rf[ra.size() + i], rb[i]) << i;
+  }
+  const PackedWeight a = packed(false, 48, 64, 1), b = packed(false, 32, 64, 2);
+  EXPECT_THROW(PackedWeight::concat_rows(a, b), std::invalid_argument);  // 48: half a tile pair
+  EXPECT_THROW(PackedWeight::concat_rows(packed(true, 64, 64, 1), packed(true, 64, 64, 2)),
+               std::invalid_argument);  // FP8: 64 rows split a scale block
+  EXPECT_THROW(PackedWeight::concat_rows(packed(false, 64, 64, 1), packed(false, 64, 32, 2)),
+               std::invalid_argument);  // k differs
+}
+
 TEST(PackedGemmColumns, EqualsTheWholeProductOnItsColumnsAndTouchesNoOther) {
   if (!gemm_available()) GTEST_SKIP() << "no bf16 GEMM kernel on this CPU";
   const int N = 200, K = 150;

@@ -159,6 +159,25 @@ PackedWeight PackedWeight::interleave_rows(const PackedWeight& a, const PackedWe
   return p;
 }
 
+PackedWeight PackedWeight::concat_rows(const PackedWeight& a, const PackedWeight& b) {
+  const bool fp8 = a.dtype_ == DType::F8E4M3;
+  if (a.k_ != b.k_ || a.dtype_ != b.dtype_ || a.empty() || b.empty() ||
+      a.n_ % (2 * kTileRows) != 0 || (fp8 && a.n_ % kFp8Block != 0))
+    throw std::invalid_argument("PackedWeight::concat_rows: shapes do not concatenate");
+  PackedWeight p;
+  p.allocate(a.dtype_, a.n_ + b.n_, a.k_);
+  const size_t tile_bytes = static_cast<size_t>(kTileElems) * dtype_bytes(a.dtype_);
+  const size_t a_bytes = static_cast<size_t>(a.n_tiles_) * a.k_tiles_ * tile_bytes;
+  std::memcpy(p.data_.get(), a.data_.get(), a_bytes);
+  std::memcpy(p.data_.get() + a_bytes, b.data_.get(),
+              static_cast<size_t>(b.n_tiles_) * b.k_tiles_ * tile_bytes);
+  if (fp8) {
+    p.scale_inv_ = a.scale_inv_;
+    p.scale_inv_.insert(p.scale_inv_.end(), b.scale_inv_.begin(), b.scale_inv_.end());
+  }
+  return p;
+}
+
 size_t PackedWeight::bytes() const {
   return static_cast<size_t>(n_tiles_) * k_tiles_ * kTileElems * dtype_bytes(dtype_) +
          scale_inv_.size() * sizeof(float);

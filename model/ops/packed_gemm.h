@@ -43,6 +43,9 @@ class PackedWeight {
   // a's [group, 2 group), ...), values unchanged. a and b have one shape and dtype; group is a
   // multiple of 16 that divides n (of 128 for FP8: whole scale blocks). Throws otherwise.
   static PackedWeight interleave_rows(const PackedWeight& a, const PackedWeight& b, int group);
+  // [a.n + b.n, k]: a's rows then b's, values unchanged. One k and dtype; a.n a multiple of 32
+  // (whole pairs of tiles; 128 for FP8: whole scale blocks). Throws otherwise.
+  static PackedWeight concat_rows(const PackedWeight& a, const PackedWeight& b);
 
   DType dtype() const { return dtype_; }  // BF16 or F8E4M3
   int n() const { return n_; }
