@@ -16,11 +16,11 @@ MlpWeights make_mlp(const float* gate, const float* up, const float* down, int i
   return w;
 }
 
-void MlpWeights::to_bf16() {
+void MlpWeights::to_bf16(bool fuse) {
   gate.to_bf16();
   up.to_bf16();
   down.to_bf16();
-  if (fused() || gate.empty() || !gate.packed()) return;
+  if (!fuse || fused() || gate.empty() || !gate.packed()) return;
   const int I = gate.out();
   const bool fp8 = gate.stored_dtype() == DType::F8E4M3;
   const int g = I % 128 == 0 ? 128 : (!fp8 && I % 16 == 0 ? 16 : 0);

@@ -26,8 +26,11 @@ struct MlpWeights {
       scratch.reserve(static_cast<size_t>(M) * 2 * inter());
     for (const Linear* l : {&gate, &up, &gate_up, &down}) l->reserve(gemm, M, threads);
   }
-  // bf16 kernels; gate and up are fused when I allows a group (128, or 16 for bf16 weights).
-  void to_bf16();
+  // bf16 kernels; with `fuse`, gate and up become gate_up when I allows a group (128, or 16 for
+  // bf16 weights). The model fuses the routed experts only: DeepSeek-V3's dense gate and up
+  // (264 MB of FP8 together) would be held twice while being interleaved, 264 MB more peak
+  // memory per rank, and one product instead of two gains little on matrices that large.
+  void to_bf16(bool fuse = true);
 };
 
 // Fused layout, columns of block pairs [b0, b1) of one row: gu holds [gate block b | up block b]

@@ -54,8 +54,8 @@ Model::Model(ModelConfig config, ModelWeights weights, ExpertShard shard, ModelO
     w_.lm_head.to_bf16();
     for (auto& L : w_.layers) {
       pack_mla_bf16(config_, L.attn);
-      if (!L.is_moe) L.mlp.to_bf16();
-      if (L.moe.has_shared) L.moe.shared.to_bf16();
+      if (!L.is_moe) L.mlp.to_bf16(/*fuse=*/false);
+      if (L.moe.has_shared) L.moe.shared.to_bf16(/*fuse=*/false);
       for (auto& e : L.moe.local) e.to_bf16();
     }
   }
