@@ -247,3 +247,18 @@ TEST(WeightArena, BlocksAreAlignedZeroedDisjointAndOutliveTheirNeighbours) {
     for (size_t i = 0; i < sizes[b]; ++i) ASSERT_EQ(blocks[b].get()[i], b + 1) << b;
   }
 }
+
+// A freed block's range serves the next blocks (first fit), so that weights freed while the
+// model is packed (gate and up once fused) do not stay resident.
+TEST(WeightArena, FreedRangesAreReused) {
+  const size_t mb = size_t(1) << 20;
+  std::shared_ptr<uint8_t> a = weight_alloc(mb), b = weight_alloc(mb);
+  uint8_t* const pa = a.get();
+  std::memset(pa, 7, mb);
+  a.reset();
+  std::shared_ptr<uint8_t> c = weight_alloc(mb / 2), d = weight_alloc(mb / 2);
+  EXPECT_EQ(c.get(), pa);
+  EXPECT_EQ(d.get(), pa + mb / 2);
+  for (size_t i = 0; i < mb / 2; ++i) ASSERT_EQ(c.get()[i], 0) << "reused memory is zeroed";
+  EXPECT_NE(b.get(), c.get());
+}

@@ -12,7 +12,8 @@
 namespace dpep {
 
 // `bytes` of 64-byte-aligned memory, zeroed, that stays valid while the returned pointer (or a
-// copy) lives; its slab is freed with the last block carved from it. Thread-safe.
+// copy) lives. A freed block's range is reused by later blocks of its slab (first fit), and a
+// slab is freed with the last block carved from it. Thread-safe.
 std::shared_ptr<uint8_t> weight_alloc(size_t bytes);
 
 }  // namespace dpep
