@@ -157,8 +157,15 @@ c.request("POST", "/v1/completions", json.dumps({"prompt": p0["input_ids"], "max
                                                  "ignore_eos": True, "stream": True}), AUTH)
 r = c.getresponse()
 assert r.status == 200 and r.readline().startswith(b"data: ")
-during = metrics()
-used = sum(v for k, v in during.items() if k.startswith("dpep:rank_kv_pages_used"))
+# The ranks' gauges are those of the last step reported to rank 0; the first token can reach
+# the client before the step that holds the request's pages is reported. Read on, a line at a
+# time, until a scrape sees the pages (the request has 1900 tokens to go).
+for _ in range(50):
+    during = metrics()
+    used = sum(v for k, v in during.items() if k.startswith("dpep:rank_kv_pages_used"))
+    if used > 0:
+        break
+    r.readline()
 assert used > 0, f"no KV pages in use while a request streams: {during}"
 c.sock.shutdown(2)
 c.close()
