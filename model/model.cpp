@@ -68,14 +68,22 @@ bool Model::kv_cache_bf16() const {
          kv_width() % 2 == 0;
 }
 
+namespace {
+
+// Every attention weight as held (whichever of the separate and fused forms are present).
+size_t attention_bytes(const MlaWeights& a) {
+  return a.q_a_proj.bytes() + a.q_b_proj.bytes() + a.q_proj.bytes() + a.kv_a_proj_with_mqa.bytes() +
+         a.kv_b_proj.bytes() + a.o_proj.bytes() + a.qkv_a.bytes() + a.uk_absorb.bytes() +
+         a.uv_absorb.bytes();
+}
+
+}  // namespace
+
 size_t Model::weight_bytes() const {
   size_t b = w_.embed_tokens.bytes() + w_.norm.size() * 4 + w_.lm_head.bytes();
   for (const auto& L : w_.layers) {
     b += (L.input_layernorm.size() + L.post_attention_layernorm.size()) * 4;
-    const auto& a = L.attn;
-    b += a.q_a_proj.bytes() + a.q_b_proj.bytes() + a.q_proj.bytes() + a.kv_a_proj_with_mqa.bytes() +
-         a.kv_b_proj.bytes() + a.o_proj.bytes() + a.qkv_a.bytes();
-    b += a.uk_absorb.bytes() + a.uv_absorb.bytes();
+    b += attention_bytes(L.attn);
     b += L.mlp.bytes() + L.moe.gate.size() * 4 + L.moe.shared.bytes();
     for (const auto& e : L.moe.local) b += e.bytes();
   }
@@ -86,10 +94,7 @@ double Model::weight_bytes_per_token() const {
   double b =
       w_.lm_head.bytes() + static_cast<double>(config_.hidden_size) * 4;  // + one embedding row
   for (const auto& L : w_.layers) {
-    const auto& a = L.attn;
-    b += a.q_a_proj.bytes() + a.q_b_proj.bytes() + a.q_proj.bytes() + a.kv_a_proj_with_mqa.bytes() +
-         a.kv_b_proj.bytes() + a.o_proj.bytes() + a.qkv_a.bytes();
-    b += a.uk_absorb.bytes() + a.uv_absorb.bytes();
+    b += attention_bytes(L.attn);
     if (!L.is_moe) {
       b += L.mlp.bytes();
       continue;

@@ -12,13 +12,8 @@ NP=${1:-2}; P=${2:-256}; I=${3:-256}; O=${4:-256}; R=${5:-1}; BASE=${6:-e862868}
 W=${DPEP_BENCH_DIR:-/tmp/dpep-one-seq}; mkdir -p "$W"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 cmake --build build -j2 --target dpep bench_matmul >/dev/null
-SRC=$W/baseline-$BASE
-if [[ ! -x $SRC/build/dpep ]]; then
-  echo "building baseline $BASE in $SRC (log $W/baseline-build.log)"
-  [[ -d $SRC ]] || git worktree add --detach "$SRC" "$BASE" >/dev/null
-  (cd "$SRC" && cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER_LAUNCHER=ccache &&
-   cmake --build build -j2 --target dpep) >"$W/baseline-build.log" 2>&1
-fi
+source perf/lib/baseline.sh
+BASE_DPEP=$(build_baseline "$W" "$BASE")
 [[ -f $W/bench.h5 ]] || build/dpep init-model --preset bench --seed 1 --dtype bf16 --out "$W/bench.h5" >/dev/null
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u)"
 echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown), baseline $BASE"
@@ -32,7 +27,7 @@ run() {  # name, binary, extra env...
     --log-dir "$W/logs-offline-$name" --result-file "$W/offline-$name.json" >"$W/offline-$name.txt" 2>&1
 }
 for r in $(seq 1 "$R"); do
-  run "base-$r" "$SRC/build/dpep" OPENBLAS_CORETYPE=SKYLAKEX
+  run "base-$r" "$BASE_DPEP" OPENBLAS_CORETYPE=SKYLAKEX
   run "new-$r" build/dpep
 done
 python3 - "$W" "$R" "$BASE" "$PEAK" <<'PY'

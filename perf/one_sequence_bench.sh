@@ -16,13 +16,8 @@ cd "$(dirname "$0")/.."
 I=${1:-256}; O=${2:-128}; T=${3:-2}; R=${4:-2}; BASE=${5:-e862868}
 W=${DPEP_BENCH_DIR:-/tmp/dpep-one-seq}; mkdir -p "$W"
 cmake --build build -j2 --target dpep bench_read_bw >/dev/null
-SRC=$W/baseline-$BASE
-if [[ ! -x $SRC/build/dpep ]]; then
-  echo "building baseline $BASE in $SRC (log $W/baseline-build.log)"
-  [[ -d $SRC ]] || git worktree add --detach "$SRC" "$BASE" >/dev/null
-  (cd "$SRC" && cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER_LAUNCHER=ccache &&
-   cmake --build build -j2 --target dpep) >"$W/baseline-build.log" 2>&1
-fi
+source perf/lib/baseline.sh
+BASE_DPEP=$(build_baseline "$W" "$BASE")
 [[ -f $W/bench.h5 ]] || build/dpep init-model --preset bench --seed 1 --dtype bf16 --out "$W/bench.h5" >/dev/null
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u)"
 bw() { OMP_NUM_THREADS=$T build/perf/bench_read_bw 1024 | tee "$W/bw-$1.txt" | sed -n 1p; }
@@ -33,7 +28,7 @@ run() {  # name, binary, extra env...
     --kv-cache-tokens 4096 --log-dir "$W/logs-$name" --result-file "$W/$name.json" >"$W/$name.txt" 2>&1
 }
 for r in $(seq 1 "$R"); do
-  run "base-$r" "$SRC/build/dpep" OPENBLAS_CORETYPE=SKYLAKEX
+  run "base-$r" "$BASE_DPEP" OPENBLAS_CORETYPE=SKYLAKEX
   bw "$r"
   run "new-$r" build/dpep
 done

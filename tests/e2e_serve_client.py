@@ -50,6 +50,10 @@ def metrics():
     return out
 
 
+def kv_pages_used(m):  # KV pages in use over all ranks, from a metrics() scrape
+    return sum(v for k, v in m.items() if k.startswith("dpep:rank_kv_pages_used"))
+
+
 def check_error(status_body, status, param=None):
     s, b = status_body
     assert s == status, f"expected {status}, got {s}: {b}"
@@ -162,7 +166,7 @@ assert r.status == 200 and r.readline().startswith(b"data: ")
 # time, until a scrape sees the pages (the request has 1900 tokens to go).
 for _ in range(50):
     during = metrics()
-    used = sum(v for k, v in during.items() if k.startswith("dpep:rank_kv_pages_used"))
+    used = kv_pages_used(during)
     if used > 0:
         break
     r.readline()
@@ -172,7 +176,7 @@ c.close()
 key = 'dpep:request_finished_total{finished_reason="abort"}'
 for _ in range(100):
     m = metrics()
-    if m[key] > before[key] and sum(v for k, v in m.items() if k.startswith("dpep:rank_kv_pages_used")) == 0:
+    if m[key] > before[key] and kv_pages_used(m) == 0:
         break
     time.sleep(0.05)
 else:
@@ -189,7 +193,7 @@ def disconnect_whole_request():
                                                      "ignore_eos": True}), AUTH)
     for _ in range(200):
         during = metrics()
-        used = sum(v for k, v in during.items() if k.startswith("dpep:rank_kv_pages_used"))
+        used = kv_pages_used(during)
         if used > 0:
             break
         time.sleep(0.02)
@@ -199,7 +203,7 @@ def disconnect_whole_request():
     done = 'dpep:request_finished_total{finished_reason="length"}'
     for _ in range(100):
         m = metrics()
-        freed = sum(v for k, v in m.items() if k.startswith("dpep:rank_kv_pages_used")) == 0
+        freed = kv_pages_used(m) == 0
         if freed and (m[key] > before[key] or m[done] > before[done]):
             break
         time.sleep(0.05)

@@ -7,33 +7,24 @@
 
 #include <cmath>
 #include <limits>
-#include <random>
 #include <vector>
 
-#include "model/io/fp8_block.h"
 #include "model/mlp.h"
 #include "model/moe.h"
 #include "model/ops/packed_gemm.h"
+#include "packed_test_util.h"
 
 using namespace dpep;
 
 namespace {
 
+// The values these tests used: stddev 0.1 unless given.
 std::vector<float> random_vec(size_t n, int seed, float scale = 0.1f) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
+  return dpep::testing::random_vec(n, static_cast<uint32_t>(seed), scale);
 }
 
 PackedWeight packed(bool fp8, int n, int k, int seed) {
-  const auto w = random_vec(static_cast<size_t>(n) * k, seed);
-  if (!fp8) return PackedWeight::from_f32(w.data(), n, k);
-  std::vector<uint8_t> q(w.size());
-  std::vector<float> s(fp8_blocks(n) * fp8_blocks(k));
-  fp8_block_quantize(w.data(), n, k, q.data(), s.data());
-  return PackedWeight::from_fp8(q.data(), s.data(), n, k);
+  return dpep::testing::random_packed(fp8, n, k, static_cast<uint32_t>(seed), 0.1f);
 }
 
 std::vector<float> rows(const PackedWeight& w) {

@@ -6,25 +6,18 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
-#include <random>
 #include <vector>
 
 #include "model/io/fp8_block.h"
 #include "model/ops/packed_gemm.h"
 #include "model/ops/packed_gemm_kernels.h"
 #include "model/ops/weight_arena.h"
+#include "packed_test_util.h"
 
 using namespace dpep;
+using dpep::testing::random_vec;
 
 namespace {
-
-std::vector<float> random_vec(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
 
 std::vector<GemmIsa> isas() {
   std::vector<GemmIsa> out;

@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "model/ops/packed_gemm_kernels.h"
@@ -250,24 +252,18 @@ inline void outer_block(const uint8_t* w, size_t wstride, int pairs, const uint3
 
 using OuterFn = void (*)(const uint8_t*, size_t, int, const uint32_t*, size_t, float*, bool);
 
+// outer_block<MR, NB, FP8> for every MR <= kMaxRows, NB <= kMaxTiles, index (MR - 1) * kMaxTiles
+// + NB - 1.
+template <bool FP8, int... I>
+constexpr std::array<OuterFn, sizeof...(I)> outer_table(std::integer_sequence<int, I...>) {
+  return {outer_block<I / kMaxTiles + 1, I % kMaxTiles + 1, FP8>...};
+}
+
 template <bool FP8>
 OuterFn outer_fn(int mr, int nb) {
-  // [mr - 1][nb - 1]
-  static const OuterFn table[kMaxRows][kMaxTiles] = {
-      {outer_block<1, 1, FP8>, outer_block<1, 2, FP8>, outer_block<1, 3, FP8>,
-       outer_block<1, 4, FP8>},
-      {outer_block<2, 1, FP8>, outer_block<2, 2, FP8>, outer_block<2, 3, FP8>,
-       outer_block<2, 4, FP8>},
-      {outer_block<3, 1, FP8>, outer_block<3, 2, FP8>, outer_block<3, 3, FP8>,
-       outer_block<3, 4, FP8>},
-      {outer_block<4, 1, FP8>, outer_block<4, 2, FP8>, outer_block<4, 3, FP8>,
-       outer_block<4, 4, FP8>},
-      {outer_block<5, 1, FP8>, outer_block<5, 2, FP8>, outer_block<5, 3, FP8>,
-       outer_block<5, 4, FP8>},
-      {outer_block<6, 1, FP8>, outer_block<6, 2, FP8>, outer_block<6, 3, FP8>,
-       outer_block<6, 4, FP8>},
-  };
-  return table[mr - 1][nb - 1];
+  static constexpr auto table =
+      outer_table<FP8>(std::make_integer_sequence<int, kMaxRows * kMaxTiles>());
+  return table[(mr - 1) * kMaxTiles + nb - 1];
 }
 
 }  // namespace
