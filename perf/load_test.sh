@@ -6,17 +6,18 @@
 #     status (the server's non-200 responses == failed: no connection lost or reset); the server
 #     finished (length/stop) exactly the completed ones; every completed request got all OUT
 #     tokens (total_output_tokens == completed * OUT);
-#   - memory: the RSS of every rank, sampled every 0.2 s, is flat after the warm-up (round 1):
-#     max(RSS after round 1) - RSS at the end of round 1 < RSS_SLACK_MB (default 24);
+#   - memory: the RSS of every rank, sampled every 0.2 s, is flat after the warm-up (the first
+#     WARMUP rounds, default 1): max(RSS after them) - RSS at their end < RSS_SLACK_MB (default
+#     24);
 #   - no error or warning line in the rank logs or the server's stderr; SIGTERM to rank 0 then
 #     ends the job with exit 0.
 # Prints the figures (counts, throughput, RSS start/warm/end/max per rank).
 # Usage: perf/load_test.sh [DPEP=build/dpep] [NUM=2000] [CONC=256] [IN=64] [OUT=32] [ROUNDS=5]
-# Env: KEEP=DIR keeps the work files (RSS samples rss.csv, logs, bench JSON) in DIR.
+# Env: WARMUP=N warm-up rounds (default 1); KEEP=DIR keeps the work files (RSS samples rss.csv, logs, bench JSON) in DIR.
 set -uo pipefail
 DPEP=$(realpath "${1:-$(dirname "$0")/../build/dpep}")
 NUM=${2:-2000} CONC=${3:-256} IN=${4:-64} OUT=${5:-32} ROUNDS=${6:-5}
-RSS_SLACK_MB=${RSS_SLACK_MB:-24}
+RSS_SLACK_MB=${RSS_SLACK_MB:-24} WARMUP=${WARMUP:-1}
 W=${KEEP:-$(mktemp -d)}
 mkdir -p "$W"
 MPIRUN=(mpirun --oversubscribe --allow-run-as-root --mca mpi_yield_when_idle 1 --mca btl self,vader,tcp
@@ -58,7 +59,7 @@ T0=$(date +%s.%N)
 ) >"$W/rss.csv" &
 SAMPLER=$!
 
-# ROUNDS runs of NUM requests against the same server; round 1 is the warm-up.
+# ROUNDS runs of NUM requests against the same server; the first WARMUP are the warm-up.
 : >"$W/rounds.txt"
 for k in $(seq 1 "$ROUNDS"); do
   "$DPEP" bench --base-url "http://127.0.0.1:$PORT" --dataset random --num-prompts "$NUM" \
@@ -73,9 +74,10 @@ kill -TERM "${PIDS[0]}"
 timeout 60 tail --pid=$JOB -f /dev/null || fail "server did not stop 60 s after SIGTERM to rank 0"
 serve_rc=0; wait $JOB || serve_rc=$?; JOB=""
 
-python3 - "$W" "$NUM" "$OUT" "$serve_rc" "$RSS_SLACK_MB" <<'PY'
+python3 - "$W" "$NUM" "$OUT" "$serve_rc" "$RSS_SLACK_MB" "$WARMUP" <<'PY'
 import json, re, sys, glob
 W, NUM, OUT, serve_rc, slack = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+warmup = int(sys.argv[6])
 ok = True
 def check(cond, msg):
     global ok
@@ -100,16 +102,16 @@ check(failed == explicit, f"every failed request got an HTTP error status ({fail
 done = by_reason.get("length", 0) + by_reason.get("stop", 0)
 check(done == completed and sum(by_reason.values()) == done,
       f"the server finished {done} requests normally == completed {completed} (none aborted or failed)")
-# RSS (rows: t rss0 rss1 in KiB): flat after the warm-up round.
+# RSS (rows: t rss0 rss1 in KiB): flat after the warm-up rounds.
 rows = [list(map(float, l.split())) for l in open(f"{W}/rss.csv") if len(l.split()) == 3]
-warm_end = float(rounds[0][2])
+warm_end = float(rounds[warmup - 1][2])
 check(len(rows) >= 5 and rows[-1][0] > warm_end, f"{len(rows)} RSS samples over {rows[-1][0]:.0f} s")
 for r in (0, 1):
     col = [row[r + 1] / 1024 for row in rows]
     after = [row[r + 1] / 1024 for row in rows if row[0] >= warm_end]
     growth = max(after) - after[0]
-    print(f"rank {r} RSS MB: start {col[0]:.1f}, end of warm-up round {after[0]:.1f}, end {col[-1]:.1f}, max {max(col):.1f}")
-    check(growth < slack, f"rank {r} RSS flat after the warm-up round (max - warm-up = {growth:+.1f} MB < {slack} MB)")
+    print(f"rank {r} RSS MB: start {col[0]:.1f}, end of warm-up ({warmup} round(s)) {after[0]:.1f}, end {col[-1]:.1f}, max {max(col):.1f}")
+    check(growth < slack, f"rank {r} RSS flat after the warm-up (max - warm-up = {growth:+.1f} MB < {slack} MB)")
 bad = []
 for f in sorted(glob.glob(f"{W}/logs/rank-*.log")) + [f"{W}/serve.err"]:
     bad += [f"{f.split('/')[-1]}: {l.strip()}" for l in open(f, errors="replace")
