@@ -1,8 +1,6 @@
 // dpep: one binary, subcommands registered by launch/cmd_*.cpp.
 #include <fmt/format.h>
 
-#include <malloc.h>
-
 #include <cstring>
 #include <exception>
 
@@ -27,12 +25,6 @@ int main(int argc, char** argv) {
   // First, before MPI_Init and before any thread of ours: OpenBLAS reads OPENBLAS_CORETYPE only
   // when it loads, so fixing a fallback core choice needs a fresh process image.
   dpep::openblas_reexec_if_needed(argv);
-  // Blocks of 4 MB and more (tensors in flight while loading, packed weights freed once fused)
-  // always come from mmap, so they go back to the OS when freed. Left dynamic, glibc raises its
-  // mmap threshold after the first large free, the next large blocks come from the heap, and
-  // the heap keeps them resident after they are freed: 0.46 GB more peak RSS per rank on the
-  // 3-layer DeepSeek-V3-width model (8.36 vs 7.89 GB with the same weights, 2026-11-26).
-  mallopt(M_MMAP_THRESHOLD, 4 << 20);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     print_usage();
     return argc < 2 ? 2 : 0;

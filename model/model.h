@@ -12,6 +12,7 @@
 #include "model/mla.h"
 #include "model/moe.h"
 #include "model/ops/dtypes.h"
+#include "model/ops/large_alloc.h"
 #include "model/rope.h"
 #include "model/run_state.h"
 
@@ -40,7 +41,7 @@ struct LayerWeights {
 struct Embedding {
   DType dtype = DType::F32;
   int rows = 0, cols = 0;
-  std::vector<uint8_t> data;  // [rows, cols] raw elements
+  LargeBytes data;  // [rows, cols] raw elements
   static Embedding from_f32(const std::vector<float>& v, int rows, int cols);
   void row(int id, float* out) const {
     to_f32(dtype, data.data() + static_cast<size_t>(id) * cols * dtype_bytes(dtype), out, cols);

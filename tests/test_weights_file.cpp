@@ -2,6 +2,7 @@
 // blocks, stacked hyperslab reads, config attributes, and clear errors on bad files.
 #include <gtest/gtest.h>
 #include <hdf5.h>
+#include <algorithm>
 
 #include <cmath>
 #include <cstring>
@@ -95,7 +96,7 @@ TEST(WeightsFile, RoundTripF32Bf16Fp8AndText) {
   EXPECT_TRUE(info.has_scale);
   EXPECT_EQ(info.shape, (std::vector<int64_t>{130, 260}));
   auto raw = r.read_raw("m/fp8", {130, 260});
-  EXPECT_EQ(raw.data, c.q);
+  EXPECT_TRUE(std::ranges::equal(raw.data, c.q));
   EXPECT_EQ(raw.scale_inv, c.s);
   EXPECT_EQ(r.info("a/bf16").dtype, DType::BF16);
   EXPECT_EQ(r.read_text("tokenizer/tokenizer.json").value(), "{\"x\": \"héllo\"}");
@@ -363,7 +364,7 @@ TEST(WeightsFile, RowSlabsEqualWholeWrite) {
   }
   WeightsReader r(path);
   auto raw = r.read_raw("q", {130, 260});
-  EXPECT_EQ(raw.data, c.q);
+  EXPECT_TRUE(std::ranges::equal(raw.data, c.q));
   EXPECT_EQ(raw.scale_inv, c.s);
   EXPECT_EQ(r.read_f32("f", {300, 4}), f);
   const auto path2 = tmp_path("rows_missing.h5");

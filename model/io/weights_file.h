@@ -11,6 +11,7 @@
 
 #include "model/config.h"
 #include "model/ops/dtypes.h"
+#include "model/ops/large_alloc.h"
 
 namespace dpep {
 
@@ -18,7 +19,7 @@ namespace dpep {
 struct RawTensor {
   DType dtype = DType::F32;
   std::vector<int64_t> shape;    // shape of what was read (items: [count, item...])
-  std::vector<uint8_t> data;     // prod(shape) * dtype_bytes(dtype) bytes
+  LargeBytes data;               // prod(shape) * dtype_bytes(dtype) bytes
   std::vector<float> scale_inv;  // f8e4m3 only: [lead..., ceil(rows/128), ceil(cols/128)]
 };
 

@@ -117,17 +117,52 @@ struct Ctx {
   }
 };
 
+// In-register transpose of 16 x 16 dwords: r[i] element c -> r[c] element i. Four butterfly
+// stages; stage s swaps the (rows i, columns c + s) and (rows i + s, columns c) blocks.
+inline void transpose16_epi32(__m512i r[16]) {
+  for (int s = 8; s >= 1; s /= 2) {
+    alignas(64) int lo[16], hi[16];
+    for (int c = 0; c < 16; ++c) {
+      lo[c] = (c & s) ? 16 + c - s : c;
+      hi[c] = (c & s) ? 16 + c : c + s;
+    }
+    const __m512i il = _mm512_load_si512(lo), ih = _mm512_load_si512(hi);
+    for (int i = 0; i < 16; ++i) {
+      if (i & s) continue;
+      const __m512i a = r[i], b = r[i + s];
+      r[i] = _mm512_permutex2var_epi32(a, il, b);
+      r[i + s] = _mm512_permutex2var_epi32(a, ih, b);
+    }
+  }
+}
+
 // Queries of a block in VNNI tiles: qv[b][c] = [16 dim pairs][16 rows][2], zero past the rows
-// and past width.
+// and past width. Per 32-dim chunk: 16 rows rounded to bf16 (a row's dword j is its pair j),
+// then transposed so that vector j holds pair j of the 16 rows.
 void pack_queries(const Ctx& x, const MlaQueryBlock& q, uint16_t* qv) {
   const int M = q.tq * x.s.heads, nb = (M + 15) / 16, W = x.s.width;
-  std::memset(qv, 0, static_cast<size_t>(nb) * x.nc * 512 * 2);
-  for (int g = 0; g < M; ++g) {
-    const float* src = q.qc + static_cast<size_t>(g) * W;
-    uint16_t* tile = qv + static_cast<size_t>(g / 16) * x.nc * 512 + (g % 16) * 2;
-    for (int d = 0; d < W; ++d)
-      tile[static_cast<size_t>(d / 32) * 512 + (d % 32) / 2 * 32 + d % 2] = f32_to_bf16(src[d]);
-  }
+  for (int b = 0; b < nb; ++b)
+    for (int c = 0; c < x.nc; ++c) {
+      const int d0 = c * 32, live = std::clamp(W - d0, 0, 32);
+      const __mmask16 m0 = live >= 16 ? 0xffff : static_cast<__mmask16>((1u << live) - 1);
+      const __mmask16 m1 = live >= 32   ? 0xffff
+                           : live <= 16 ? 0
+                                        : static_cast<__mmask16>((1u << (live - 16)) - 1);
+      __m512i r[16];
+      for (int i = 0; i < 16; ++i) {
+        const int g = b * 16 + i;
+        if (g >= M) {
+          r[i] = _mm512_setzero_si512();
+          continue;
+        }
+        const float* src = q.qc + static_cast<size_t>(g) * W + d0;
+        r[i] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, src + 16),
+                                            _mm512_maskz_loadu_ps(m0, src));
+      }
+      transpose16_epi32(r);
+      uint16_t* tile = qv + (static_cast<size_t>(b) * x.nc + c) * 512;
+      for (int j = 0; j < 16; ++j) _mm512_storeu_si512(tile + j * 32, r[j]);
+    }
 }
 
 // Values of keys [k0, k0 + n) as [key pair][kvp][2], zero-padded to a multiple of 32 keys and

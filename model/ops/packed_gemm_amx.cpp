@@ -226,9 +226,16 @@ namespace {
 // its accumulators and the next one reloads them exactly), the thread count or the rows around.
 // w: tile column j at w + j * wstride bytes, FP8 ? 32 e4m3 codes per pair (converted here) :
 // 32 bf16 per pair. x: one uint32 (two bf16) per pair, row m at x + m * xs.
+// The last chunk of k (out.y set) writes the sums straight to y (row m at out.y + m * out.ldy,
+// tile column j under out.mask[j]) instead of to acc.
+struct OuterOut {
+  float* y = nullptr;
+  size_t ldy = 0;
+  const __mmask16* mask = nullptr;
+};
 template <int MR, int NB, bool FP8>
 inline void outer_block(const uint8_t* w, size_t wstride, int pairs, const uint32_t* x, size_t xs,
-                        float* acc, bool first) {
+                        float* acc, bool first, OuterOut out) {
   __m512 c[MR][NB];
   for (int m = 0; m < MR; ++m)
     for (int j = 0; j < NB; ++j)
@@ -246,11 +253,18 @@ inline void outer_block(const uint8_t* w, size_t wstride, int pairs, const uint3
       for (int j = 0; j < NB; ++j) c[m][j] = _mm512_dpbf16_ps(c[m][j], wv[j], xv);
     }
   }
+  if (out.y) {
+    for (int m = 0; m < MR; ++m)
+      for (int j = 0; j < NB; ++j)
+        _mm512_mask_storeu_ps(out.y + m * out.ldy + j * 16, out.mask[j], c[m][j]);
+    return;
+  }
   for (int m = 0; m < MR; ++m)
     for (int j = 0; j < NB; ++j) _mm512_store_ps(acc + (m * NB + j) * 16, c[m][j]);
 }
 
-using OuterFn = void (*)(const uint8_t*, size_t, int, const uint32_t*, size_t, float*, bool);
+using OuterFn = void (*)(const uint8_t*, size_t, int, const uint32_t*, size_t, float*, bool,
+                         OuterOut);
 
 // outer_block<MR, NB, FP8> for every MR <= kMaxRows, NB <= kMaxTiles, index (MR - 1) * kMaxTiles
 // + NB - 1.
@@ -301,6 +315,11 @@ void gemm_avx512bf16(const float* x, int M, int ldx, const PackedWeight& w, int 
       if (nt * 16 >= N) break;  // padding tiles only from here
       // A block of up to 4 tile columns, within one 128-row scale block for fp8.
       const int nb = std::min({kMaxTiles, nt_end - nt, (nt / 8 + 1) * 8 - nt});
+      __mmask16 mask[kMaxTiles];  // the columns of tile nt + j below N
+      for (int j = 0; j < nb; ++j) {
+        const int ni = std::clamp(N - (nt + j) * 16, 0, 16);
+        mask[j] = static_cast<__mmask16>((1u << ni) - 1);
+      }
       const uint16_t* xb = xb_shared;
       if (fp8) {
         const int rb = nt / 8;  // 128 output rows = 8 tiles share their scales
@@ -329,21 +348,17 @@ void gemm_avx512bf16(const float* x, int M, int ldx, const PackedWeight& w, int 
           wstride = static_cast<size_t>(kChunkTiles) * kTileElems * 2;
           in_regs_fp8 = false;
         }
+        const bool last = k1 == KT;
         for (int m0 = 0; m0 < M; m0 += kMaxRows) {
           const int mr = std::min(kMaxRows, M - m0);
           OuterFn f = in_regs_fp8 ? outer_fn<true>(mr, nb) : outer_fn<false>(mr, nb);
+          const OuterOut out = last ? OuterOut{y + static_cast<size_t>(m0) * ldy + nt * 16,
+                                               static_cast<size_t>(ldy), mask}
+                                    : OuterOut{};
           f(wb, wstride, pairs, xp + m0 * xps + static_cast<size_t>(k0) * 16, xps,
-            acc + static_cast<size_t>(m0) * nb * 16, k0 == 0);
+            acc + static_cast<size_t>(m0) * nb * 16, k0 == 0, out);
         }
       }
-      for (int m = 0; m < M; ++m)
-        for (int j = 0; j < nb; ++j) {
-          const int n0 = (nt + j) * 16, ni = std::min(16, N - n0);
-          if (ni <= 0) continue;
-          _mm512_mask_storeu_ps(y + static_cast<size_t>(m) * ldy + n0,
-                                static_cast<__mmask16>((1u << ni) - 1),
-                                _mm512_load_ps(acc + (static_cast<size_t>(m) * nb + j) * 16));
-        }
       nt += nb;
     }
   });
