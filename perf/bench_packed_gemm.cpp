@@ -1,7 +1,8 @@
 // packed_gemm on one thread, bf16 and FP8 weights, in one run: weight read rate at small M
 // (decode: the weight matrix is larger than the caches, so each call streams it from memory)
 // against a plain read of a buffer of the same size, and GFLOP/s at larger M.
-//   bench_packed_gemm [N=4096] [K=7168]          (run with OMP_NUM_THREADS=1)
+//   bench_packed_gemm [N=4096] [K=7168] [MAX_M=256]   (run with OMP_NUM_THREADS=1)
+// MAX_M adds M = 1024, 4096, 8192 up to it (prefill chunks).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -39,6 +40,7 @@ double median_seconds(F&& f, int reps) {
 
 int main(int argc, char** argv) {
   const int N = argc > 1 ? std::atoi(argv[1]) : 4096, K = argc > 2 ? std::atoi(argv[2]) : 7168;
+  const int max_m = std::max(256, argc > 3 ? std::atoi(argv[3]) : 256);
   if (gemm_isa() == GemmIsa::None) {
     fmt::print("no bf16 GEMM kernel on this CPU\n");
     return 0;
@@ -73,9 +75,10 @@ int main(int argc, char** argv) {
   fmt::print("kernel {}, N={} K={}: bf16 weights {:.1f} MB, fp8 {:.1f} MB\n",
              gemm_isa_name(gemm_isa()), N, K, wb.bytes() / 1e6, wf.bytes() / 1e6);
   fmt::print("plain read, one thread: {:.2f} GB/s [{}]\n", read_gbs, sink > 0 ? "ok" : "?");
-  std::vector<float> x(static_cast<size_t>(256) * K), y(static_cast<size_t>(256) * N);
+  std::vector<float> x(static_cast<size_t>(max_m) * K), y(static_cast<size_t>(max_m) * N);
   for (auto& v : x) v = d(g);
-  for (int M : {1, 2, 4, 8, 16, 64, 256}) {
+  for (int M : {1, 2, 4, 8, 16, 64, 256, 1024, 4096, 8192}) {
+    if (M > max_m) break;
     const int reps = M <= 16 ? 9 : 3;
     // bf16 and fp8 calls alternate, so that both see the same machine load.
     std::vector<double> vb, vf;

@@ -157,8 +157,9 @@ TEST(PackedGemm, MatchesScalarReference) {
 
 // A row's result is bitwise the same whatever the other rows, the row count and the threads.
 TEST(PackedGemm, RowResultIndependentOfRowCountAndThreads) {
-  // Large enough (> 2^20 weight elements) for the kernels to split columns over threads.
-  const int N = 1100, K = 1000, Mmax = 100;
+  // Large enough (> 2^20 weight elements) for the kernels to split columns over threads, and
+  // more rows than one pass of the kernel takes (192: rows in chunks).
+  const int N = 1100, K = 1000, Mmax = 420;
   for (GemmIsa isa : isas())
     for (bool fp8 : {false, true}) {
       Weight w = make_weight(fp8, N, K, 3);
@@ -169,7 +170,7 @@ TEST(PackedGemm, RowResultIndependentOfRowCountAndThreads) {
         packed_gemm(&x[static_cast<size_t>(m) * K], 1, K, w.packed,
                     &alone[static_cast<size_t>(m) * N], N, isa);
       for (int threads : {1, 2, 3})
-        for (int M : {2, 15, 16, 17, 33, 64, 100}) {
+        for (int M : {2, 15, 16, 17, 33, 64, 100, 193, 420}) {
           omp_set_num_threads(threads);
           std::vector<float> y(static_cast<size_t>(M) * N);
           packed_gemm(x.data(), M, K, w.packed, y.data(), N, isa);
