@@ -38,6 +38,18 @@ MPI_Datatype contiguous_bytes(size_t n) {
   return t;
 }
 
+// v.resize(n) for a buffer whose contents are about to be overwritten: when it must move to
+// grow, the old block is freed first and nothing is copied, and the new one has a quarter more
+// room, so that slightly larger steps in a row do not move it each time.
+template <class T>
+void resize_scratch(std::vector<T>& v, size_t n) {
+  if (v.capacity() < n) {
+    std::vector<T>().swap(v);
+    v.reserve(n + n / 4);
+  }
+  v.resize(n);
+}
+
 void exclusive_prefix(const int* counts, int n, std::vector<int>& displs) {
   displs.resize(n);
   int acc = 0;
@@ -63,9 +75,10 @@ struct MpiExchange::RowTypes {
 };
 
 std::byte* MpiExchange::Arena::get(size_t bytes) {
-  if (bytes > capacity) {
-    data = std::make_unique_for_overwrite<std::byte[]>(bytes);
-    capacity = bytes;
+  if (bytes > capacity) {  // the old block goes first; a quarter more room than asked
+    data.reset();
+    capacity = bytes + bytes / 4;
+    data = std::make_unique_for_overwrite<std::byte[]>(capacity);
   }
   return data.get();
 }
@@ -208,7 +221,7 @@ void MpiExchange::dispatch_into(DispatchResult& r, const float* x, int num_token
   exclusive_prefix(h.send_counts.data(), R, sdispl_);
   exclusive_prefix(h.recv_counts.data(), R, rdispl_);
   r.num_recv = num_recv;
-  r.x.resize(num_recv * H);
+  resize_scratch(r.x, num_recv * H);
   std::byte* rpay;
   std::byte* rmeta;
   if (packed) {

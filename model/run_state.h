@@ -26,9 +26,17 @@ struct RunStateLimits {
   bool f32_cache = true;
 };
 
-// Grow-only: v holds at least n elements afterwards (never shrinks, never zeroes what it had).
+// Grow-only scratch: v holds at least n elements afterwards and never shrinks. What it holds is
+// scratch: when v has to move to grow, its old contents are dropped, not copied (the old block
+// is freed before the new one is taken), and the new block gets a quarter more room, so that a
+// run of slightly larger steps (a prefill whose MoE layers each receive a few more rows) does
+// not move it at every layer. Room never used stays address space, not resident memory.
 template <class T>
 T* fit(std::vector<T>& v, size_t n) {
+  if (v.capacity() < n) {
+    std::vector<T>().swap(v);
+    v.reserve(n + n / 4);
+  }
   if (v.size() < n) v.resize(n);
   return v.data();
 }
