@@ -226,16 +226,12 @@ namespace {
 // its accumulators and the next one reloads them exactly), the thread count or the rows around.
 // w: tile column j at w + j * wstride bytes, FP8 ? 32 e4m3 codes per pair (converted here) :
 // 32 bf16 per pair. x: one uint32 (two bf16) per pair, row m at x + m * xs.
-// The last chunk of k (out.y set) writes the sums straight to y (row m at out.y + m * out.ldy,
-// tile column j under out.mask[j]) instead of to acc.
-struct OuterOut {
-  float* y = nullptr;
-  size_t ldy = 0;
-  const __mmask16* mask = nullptr;
-};
+// The last chunk of k (y set) writes the sums straight to y (row m at y + m * ldy, tile column
+// j under mask[j]) instead of to acc. (Plain arguments, not a struct: a struct passed on the
+// stack cost a store-forwarding stall per call.)
 template <int MR, int NB, bool FP8>
 inline void outer_block(const uint8_t* w, size_t wstride, int pairs, const uint32_t* x, size_t xs,
-                        float* acc, bool first, OuterOut out) {
+                        float* acc, bool first, float* y, size_t ldy, const __mmask16* mask) {
   __m512 c[MR][NB];
   for (int m = 0; m < MR; ++m)
     for (int j = 0; j < NB; ++j)
@@ -253,10 +249,9 @@ inline void outer_block(const uint8_t* w, size_t wstride, int pairs, const uint3
       for (int j = 0; j < NB; ++j) c[m][j] = _mm512_dpbf16_ps(c[m][j], wv[j], xv);
     }
   }
-  if (out.y) {
+  if (y) {
     for (int m = 0; m < MR; ++m)
-      for (int j = 0; j < NB; ++j)
-        _mm512_mask_storeu_ps(out.y + m * out.ldy + j * 16, out.mask[j], c[m][j]);
+      for (int j = 0; j < NB; ++j) _mm512_mask_storeu_ps(y + m * ldy + j * 16, mask[j], c[m][j]);
     return;
   }
   for (int m = 0; m < MR; ++m)
@@ -266,8 +261,8 @@ inline void outer_block(const uint8_t* w, size_t wstride, int pairs, const uint3
 // Rows per pass over the weights when M is large (a multiple of kMaxRows).
 constexpr int kRowChunk = 192;
 
-using OuterFn = void (*)(const uint8_t*, size_t, int, const uint32_t*, size_t, float*, bool,
-                         OuterOut);
+using OuterFn = void (*)(const uint8_t*, size_t, int, const uint32_t*, size_t, float*, bool, float*,
+                         size_t, const __mmask16*);
 
 // outer_block<MR, NB, FP8> for every MR <= kMaxRows, NB <= kMaxTiles, index (MR - 1) * kMaxTiles
 // + NB - 1.
@@ -364,11 +359,9 @@ void gemm_avx512bf16(const float* x, int M, int ldx, const PackedWeight& w, int 
           for (int m0 = mc0; m0 < mc1; m0 += kMaxRows) {
             const int mr = std::min(kMaxRows, mc1 - m0);
             OuterFn f = in_regs_fp8 ? outer_fn<true>(mr, nb) : outer_fn<false>(mr, nb);
-            const OuterOut out = last ? OuterOut{y + static_cast<size_t>(m0) * ldy + nt * 16,
-                                                 static_cast<size_t>(ldy), mask}
-                                      : OuterOut{};
+            float* yo = last ? y + static_cast<size_t>(m0) * ldy + nt * 16 : nullptr;
             f(wb, wstride, pairs, xp + (m0 - xrow0) * xps + static_cast<size_t>(k0) * 16, xps,
-              acc + static_cast<size_t>(m0 - mc0) * nb * 16, k0 == 0, out);
+              acc + static_cast<size_t>(m0 - mc0) * nb * 16, k0 == 0, yo, ldy, mask);
           }
         }
         nt += nb;
