@@ -285,11 +285,11 @@ int row_positions(const MlaQueryBlock& q, int heads, int b, int* pos) {
   return mx;
 }
 
-// Split s of block q for every row block; emit(b, i, row g) is called for each row that sees
-// the split, with the partial in t.os / t.ms / t.ls.
+// Split s of block q (its queries packed in qv) for every row block; emit(b, i, row g) is
+// called for each row that sees the split, with the partial in t.os / t.ms / t.ls.
 template <typename Emit>
-void run_split(const Ctx& x, const MlaQueryBlock& q, int s, MlaAttnWorkspace::Thread& t,
-               Emit&& emit) {
+void run_split(const Ctx& x, const MlaQueryBlock& q, const uint16_t* qv, int s,
+               MlaAttnWorkspace::Thread& t, Emit&& emit) {
   const int M = q.tq * x.s.heads, nb = (M + 15) / 16;
   const int k0 = s * kMlaKeySplit, k1 = std::min(k0 + kMlaKeySplit, q.pos0 + q.tq);
   pack_values(x, q.block_table, k0, k1 - k0, t.vv.data());
@@ -297,7 +297,7 @@ void run_split(const Ctx& x, const MlaQueryBlock& q, int s, MlaAttnWorkspace::Th
   for (int b = 0; b < nb; ++b) {
     const int mx = row_positions(q, x.s.heads, b, pos);
     if (mx < k0) continue;
-    rowblock_partial(x, q.block_table, t.qv.data() + static_cast<size_t>(b) * x.nc * 512, pos, k0,
+    rowblock_partial(x, q.block_table, qv + static_cast<size_t>(b) * x.nc * 512, pos, k0,
                      std::min(k1, mx + 1), t.vv.data(), t);
     for (int i = 0; i < 16; ++i)
       if (pos[i] >= k0) emit(b, i, b * 16 + i);
@@ -315,6 +315,9 @@ void MlaAttnWorkspace::reserve_decode(const MlaAttnShape& shape, int max_context
   items.reserve(splits);
   rows.reserve(shape.heads);
   offset.reserve(1);
+  qv_offset.reserve(1);
+  // One decode row's queries: ceil(heads / 16) row blocks of width / 32 VNNI tiles.
+  qv.reserve(static_cast<size_t>((shape.heads + 15) / 16) * ((shape.width + 31) / 32) * 512);
 }
 
 void mla_attention_bf16(const MlaAttnShape& shape, const MlaBf16Pages& kv,
@@ -356,7 +359,7 @@ void mla_attention_bf16(const MlaAttnShape& shape, const MlaBf16Pages& kv,
       const MlaQueryBlock& q = blocks[i];
       pack_queries(x, q, t.qv.data());
       for (int s = 0; s < num_splits(q); ++s)
-        run_split(x, q, s, t, [&](int, int r, int g) {
+        run_split(x, q, t.qv.data(), s, t, [&](int, int r, int g) {
           merge_row(s == 0, t.ms[r], t.ls[r], t.os.data() + static_cast<size_t>(r) * x.kvp, x.kvp,
                     t.accm[g], t.accl[g], t.acc.data() + static_cast<size_t>(g) * x.kvp);
         });
@@ -367,23 +370,28 @@ void mla_attention_bf16(const MlaAttnShape& shape, const MlaBf16Pages& kv,
     return;
   }
   // Split mode: items (block, split), partial records at offset[block] + (split * rows + row).
+  // Each block's queries are packed once, here, for all of its splits (ws.qv at qv_offset).
   auto& items = ws.items;
   auto& offset = ws.offset;
   items.clear();
   offset.resize(n);
-  size_t off = 0;
+  ws.qv_offset.resize(n);
+  size_t off = 0, qoff = 0;
   for (int i = 0; i < n; ++i) {
     offset[i] = off;
     off += static_cast<size_t>(num_splits(blocks[i])) * blocks[i].tq * shape.heads * rec;
+    ws.qv_offset[i] = qoff;
+    qoff += static_cast<size_t>((blocks[i].tq * shape.heads + 15) / 16) * x.nc * 512;
     for (int s = 0; s < num_splits(blocks[i]); ++s) items.emplace_back(i, s);
   }
+  if (ws.qv.size() < qoff) ws.qv.resize(qoff);
+  for (int i = 0; i < n; ++i) pack_queries(x, blocks[i], ws.qv.data() + ws.qv_offset[i]);
   parallel_for_dynamic(static_cast<int>(items.size()), true, [&](int it) {
     auto& t = ws.threads[omp_get_thread_num()];
     const auto [i, s] = items[it];
     const MlaQueryBlock& q = blocks[i];
     const int M = q.tq * shape.heads;
-    pack_queries(x, q, t.qv.data());
-    run_split(x, q, s, t, [&](int, int r, int g) {
+    run_split(x, q, ws.qv.data() + ws.qv_offset[i], s, t, [&](int, int r, int g) {
       float* p = ws.partial.data() + offset[i] + (static_cast<size_t>(s) * M + g) * rec;
       std::memcpy(p, t.os.data() + static_cast<size_t>(r) * x.kvp, sizeof(float) * x.kvp);
       p[x.kvp] = t.ms[r];

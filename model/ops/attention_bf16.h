@@ -52,8 +52,9 @@ struct MlaAttnWorkspace {
   };
   std::vector<Thread> threads;
   std::vector<float> partial;  // split mode: [block][split][rows][kv_lora_padded + 2]
+  std::vector<uint16_t> qv;    // split mode: each block's queries, packed once
   std::vector<std::pair<int, int>> items, rows;
-  std::vector<size_t> offset;
+  std::vector<size_t> offset, qv_offset;
   // Reserves the split-mode buffers for one decode row of up to max_context positions, the case
   // split mode is for (one long sequence on every core): its decode never grows them as the
   // context grows (capacity only: pages are touched as used; V3 at 160K positions: 340 MB).
