@@ -12,14 +12,8 @@ cd "$(dirname "$0")/.."
 NP=${1:-2}; R=${2:-2}; BASE=${3:-e862868}
 W=${DPEP_BENCH_DIR:-/tmp/dpep-one-seq}; mkdir -p "$W"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-cmake --build build -j2 --target dpep bench_matmul >/dev/null
 source perf/lib/baseline.sh
-BASE_DPEP=$(build_baseline "$W" "$BASE")
-[[ -f $W/bench.h5 ]] || build/dpep init-model --preset bench --seed 1 --dtype bf16 --out "$W/bench.h5" >/dev/null
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u)"
-echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown), baseline $BASE"
-OMP_NUM_THREADS=$(nproc) build/perf/bench_matmul --bf16-peak | tee "$W/scaling-peak.txt"
-PEAK=$(sed -n 's/^bf16 peak.*: \([0-9.]*\)$/\1/p' "$W/scaling-peak.txt")
+baseline_setup "$W" "$BASE" scaling
 run() {  # name, sequences per rank, binary, extra env...
   local name=$1 n=$2 bin=$3; shift 3
   rm -f "$W/scaling-$name.json"

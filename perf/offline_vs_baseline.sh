@@ -11,14 +11,8 @@ cd "$(dirname "$0")/.."
 NP=${1:-2}; P=${2:-256}; I=${3:-256}; O=${4:-256}; R=${5:-1}; BASE=${6:-e862868}
 W=${DPEP_BENCH_DIR:-/tmp/dpep-one-seq}; mkdir -p "$W"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-cmake --build build -j2 --target dpep bench_matmul >/dev/null
 source perf/lib/baseline.sh
-BASE_DPEP=$(build_baseline "$W" "$BASE")
-[[ -f $W/bench.h5 ]] || build/dpep init-model --preset bench --seed 1 --dtype bf16 --out "$W/bench.h5" >/dev/null
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u)"
-echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown), baseline $BASE"
-OMP_NUM_THREADS=$(nproc) build/perf/bench_matmul --bf16-peak | tee "$W/offline-peak.txt"
-PEAK=$(sed -n 's/^bf16 peak.*: \([0-9.]*\)$/\1/p' "$W/offline-peak.txt")
+baseline_setup "$W" "$BASE" offline
 run() {  # name, binary, extra env...
   local name=$1 bin=$2; shift 2
   env "$@" mpirun --oversubscribe --bind-to none -np "$NP" "$bin" offline --model "$W/bench.h5" \
