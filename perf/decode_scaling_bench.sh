@@ -13,7 +13,8 @@ NP=${1:-2}; R=${2:-2}; BASE=${3:-e862868}
 W=${DPEP_BENCH_DIR:-/tmp/dpep-one-seq}; mkdir -p "$W"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 source perf/lib/baseline.sh
-baseline_setup "$W" "$BASE" scaling
+baseline_setup "$W" "$BASE" bench_matmul
+bf16_peak "$W" scaling
 run() {  # name, sequences per rank, binary, extra env...
   local name=$1 n=$2 bin=$3; shift 3
   rm -f "$W/scaling-$name.json"

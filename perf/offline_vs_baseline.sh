@@ -12,7 +12,8 @@ NP=${1:-2}; P=${2:-256}; I=${3:-256}; O=${4:-256}; R=${5:-1}; BASE=${6:-e862868}
 W=${DPEP_BENCH_DIR:-/tmp/dpep-one-seq}; mkdir -p "$W"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 source perf/lib/baseline.sh
-baseline_setup "$W" "$BASE" offline
+baseline_setup "$W" "$BASE" bench_matmul
+bf16_peak "$W" offline
 run() {  # name, binary, extra env...
   local name=$1 bin=$2; shift 2
   env "$@" mpirun --oversubscribe --bind-to none -np "$NP" "$bin" offline --model "$W/bench.h5" \

@@ -15,11 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 I=${1:-256}; O=${2:-128}; T=${3:-2}; R=${4:-2}; BASE=${5:-e862868}
 W=${DPEP_BENCH_DIR:-/tmp/dpep-one-seq}; mkdir -p "$W"
-cmake --build build -j2 --target dpep bench_read_bw >/dev/null
 source perf/lib/baseline.sh
-BASE_DPEP=$(build_baseline "$W" "$BASE")
-[[ -f $W/bench.h5 ]] || build/dpep init-model --preset bench --seed 1 --dtype bf16 --out "$W/bench.h5" >/dev/null
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u)"
+baseline_setup "$W" "$BASE" bench_read_bw
 bw() { OMP_NUM_THREADS=$T build/perf/bench_read_bw 1024 | tee "$W/bw-$1.txt" | sed -n 1p; }
 run() {  # name, binary, extra env...
   local name=$1 bin=$2; shift 2
