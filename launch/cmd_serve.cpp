@@ -10,6 +10,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
@@ -160,7 +161,7 @@ void watch_engine(comm::Watchdog& wd, ServeSource& source, ServeHttpOptions& ho)
         age.count() / 1000.0, wd.timeout().count() / 1000.0);
   };
   wd.set_on_trip([&source](const std::string& why) {
-    source.begin_shutdown();
+    source.begin_shutdown(why);
     source.fail_all("the server is stopping: " + why);
     std::this_thread::sleep_for(std::chrono::seconds(1));  // let the HTTP threads write them
   });
@@ -242,10 +243,12 @@ int run_serve(int argc, char** argv) {
                  g_signal.load(), root->source->num_in_flight(), sargs.drain_timeout);
       rt.log->info("serve: signal {}, draining {} requests", g_signal.load(),
                    root->source->num_in_flight());
+      root->source->begin_shutdown(
+          fmt::format("signal {} ({})", g_signal.load(), strsignal(g_signal.load())));
     } else {
       rc = 1;
+      root->source->begin_shutdown("the warm-up failed");
     }
-    root->source->begin_shutdown();
   });
   loop.run(root->source.get());
   control.join();

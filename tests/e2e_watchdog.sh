@@ -122,6 +122,21 @@ assert health()[0] == 200
 t = [threading.Thread(target=whole), threading.Thread(target=stream)]
 for x in t: x.start()
 assert started.wait(60), "no streamed token"
+
+def running():
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/metrics")
+    for line in c.getresponse().read().decode().splitlines():
+        if line.startswith("dpep:num_requests_running "):
+            return float(line.split()[1])
+    raise SystemExit("FAIL: /metrics has no dpep:num_requests_running")
+
+# Both requests must be in flight (running, with tokens) before the stop: the whole one may
+# reach the server after the streamed one has its first token.
+deadline = time.monotonic() + 60
+while running() < 2:
+    assert time.monotonic() < deadline, "the whole request never ran"
+    time.sleep(0.05)
 os.kill(r1, signal.SIGSTOP)
 # /health must turn 503 (after half the timeout) before the job ends.
 seen = None

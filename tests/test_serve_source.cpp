@@ -125,13 +125,15 @@ TEST(ServeSource, ShutdownRefusesDrainsThenIsExhausted) {
   std::vector<Request> got;
   std::vector<int64_t> aborts;
   src.poll(got, aborts);
-  src.begin_shutdown();
+  src.begin_shutdown("signal 15 (Terminated)");
+  src.begin_shutdown("a later reason");  // the first one stays
   EXPECT_TRUE(src.shutting_down());
   try {
     src.submit(req(1, 1));
     FAIL() << "expected 503";
   } catch (const ApiError& e) {
     EXPECT_EQ(e.status(), 503);
+    EXPECT_STREQ(e.what(), "the server is shutting down: signal 15 (Terminated)");
   }
   EXPECT_TRUE(src.exhausted());  // nothing pending; the loop ends once a and b finish
   src.on_event(tokens(a->id(), {1}, FinishReason::Length), 0);

@@ -156,7 +156,7 @@ void ServeHttp::Impl::routes() {
   svr.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     const std::string problem = opt.health_problem ? opt.health_problem() : std::string();
     if (source.shutting_down())
-      write_error(res, 503, "the server is shutting down");
+      write_error(res, 503, source.shutdown_message());
     else if (!problem.empty())
       write_error(res, 503, problem);
     else

@@ -37,7 +37,7 @@ ServeSource::ServeSource(ServeSourceOptions opt, ServeMetrics* metrics)
 
 std::shared_ptr<RequestChannel> ServeSource::submit(Request r) {
   std::lock_guard lk(mu_);
-  if (stopping_) throw ApiError(503, "the server is shutting down");
+  if (stopping_) throw ApiError(503, shutdown_message_locked());
   if (opt_.max_queued_requests > 0 && queued_ >= opt_.max_queued_requests)
     throw ApiError(
         429, fmt::format("the server is busy: {} requests are queued (--max-queued-requests {})",
@@ -84,16 +84,28 @@ void ServeSource::cancel(int64_t id) {
   ch->push(RequestEvent{id, {}, {}, FinishReason::Abort, "", prompt});
 }
 
-void ServeSource::begin_shutdown() {
+void ServeSource::begin_shutdown(const std::string& why) {
   std::lock_guard lk(mu_);
   if (stopping_) return;
   stopping_ = true;
+  stop_reason_ = why;
   deadline_ = Clock::now() + opt_.drain_timeout;
 }
 
 bool ServeSource::shutting_down() const {
   std::lock_guard lk(mu_);
   return stopping_;
+}
+
+std::string ServeSource::shutdown_message_locked() const {
+  std::string m = "the server is shutting down";
+  if (!stop_reason_.empty()) m += ": " + stop_reason_;
+  return m;
+}
+
+std::string ServeSource::shutdown_message() const {
+  std::lock_guard lk(mu_);
+  return shutdown_message_locked();
 }
 
 int ServeSource::num_queued() const {

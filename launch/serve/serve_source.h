@@ -7,7 +7,7 @@
 //                  source.cancel(id)              // client went away: the owning rank frees it
 //   engine thread: DpLoop calls poll/ready/exhausted/on_event/on_step (never blocks long).
 //
-// Shutdown: begin_shutdown() (any thread) refuses new requests; in-flight ones run on; after
+// Shutdown: begin_shutdown(why) (any thread) refuses new requests; in-flight ones run on; after
 // the drain timeout they are aborted; once nothing is pending exhausted() is true and the loop
 // ends on every rank when the last request finished.
 // Thread safety: every public method may be called from any thread (one mutex inside).
@@ -56,10 +56,13 @@ class ServeSource final : public RequestSource {
   // HTTP side.
   std::shared_ptr<RequestChannel> submit(Request r);  // throws ApiError(429 / 503)
   void cancel(int64_t id);                            // unknown or finished ids are ignored
-  void begin_shutdown();
+  // `why` (a signal, a watchdog message) is added to the 503 of late requests and of /health;
+  // the first call's reason stays.
+  void begin_shutdown(const std::string& why = "");
   bool shutting_down() const;
-  int num_queued() const;     // submitted, no token yet (proxy queue + ranks' waiting)
-  int num_in_flight() const;  // submitted, not finished
+  std::string shutdown_message() const;  // "the server is shutting down[: why]"
+  int num_queued() const;                // submitted, no token yet (proxy queue + ranks' waiting)
+  int num_in_flight() const;             // submitted, not finished
   std::vector<RankStatus> rank_status() const;  // as of the last busy step
   // After the loop: finishes any request still open with an error (none should be).
   void fail_all(const std::string& why);
@@ -80,6 +83,7 @@ class ServeSource final : public RequestSource {
     bool started = false;  // got its first token (or finished)
   };
   bool drain_expired_locked() const;
+  std::string shutdown_message_locked() const;
   void mark_started_locked(Live& l);
 
   const ServeSourceOptions opt_;
@@ -91,6 +95,7 @@ class ServeSource final : public RequestSource {
   int queued_ = 0;
   int64_t next_id_ = 0;
   bool stopping_ = false, aborted_all_ = false;
+  std::string stop_reason_;
   Clock::time_point deadline_;
   std::vector<RankStatus> ranks_;
 };
