@@ -83,20 +83,29 @@ start_server() {
   JOB=$SERVE_PID
   PORT=$SERVE_PORT
 }
+server_says() {  # what the server printed, and the end of rank 0's log, for a failure's reader
+  cat "$W/serve.err"
+  tail -n 30 "$W/slogs/rank-0000.log" 2>/dev/null || true
+}
 start_server
 R1=$(rank_pid 1)
 T0=$SECONDS
-python3 - "$PORT" "$R1" $TIMEOUT <<'PY'
+python3 - "$PORT" "$R1" $TIMEOUT <<'PY' || { echo "FAIL: see the server's stderr and rank 0's log"; server_says; exit 1; }
 import http.client, json, os, signal, sys, threading, time
 port, r1, timeout = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 body = {"prompt": [5, 6, 7], "max_tokens": 1900, "ignore_eos": True}
 out = {}
 
+T0 = time.monotonic()
+when = {}  # seconds from T0, for a failure's reader
+
 def whole():
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     c.request("POST", "/v1/completions", json.dumps(body), {"Content-Type": "application/json"})
+    when["whole sent"] = time.monotonic() - T0
     r = c.getresponse()
     out["whole"] = (r.status, r.read().decode())
+    when["whole answered"] = time.monotonic() - T0
 
 started = threading.Event()
 def stream():
@@ -138,6 +147,7 @@ while running() < 2:
     assert time.monotonic() < deadline, "the whole request never ran"
     time.sleep(0.05)
 os.kill(r1, signal.SIGSTOP)
+when["rank 1 stopped"] = time.monotonic() - T0
 # /health must turn 503 (after half the timeout) before the job ends.
 seen = None
 while seen is None:
@@ -152,7 +162,7 @@ assert "stuck" in seen, seen
 print("ok /health:", seen)
 for x in t: x.join(120)
 status, text = out["whole"]
-assert status == 500 and "watchdog" in text and "rank 1" in text, (status, text)
+assert status == 500 and "watchdog" in text and "rank 1" in text, (status, text, when)
 print("ok whole response:", status, text[:160])
 ev = out["stream"]
 assert ev[-1] == "[DONE]", ev[-3:]
