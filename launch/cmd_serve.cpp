@@ -31,6 +31,14 @@ void on_stop_signal(int sig) {
   g_signal.store(sig);
 }
 
+// What a client refused during the drain is told. SIGUSR1 is how scripts/dpep-mpirun passes a
+// SIGTERM or SIGINT through mpirun, which would otherwise kill the ranks after a second.
+std::string stop_signal_reason(int sig) {
+  if (sig == SIGUSR1)
+    return fmt::format("signal {} (SIGUSR1: a stop request forwarded by dpep-mpirun)", sig);
+  return fmt::format("signal {} ({})", sig, strsignal(sig));
+}
+
 void install_signal_handlers() {
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
@@ -243,8 +251,7 @@ int run_serve(int argc, char** argv) {
                  g_signal.load(), root->source->num_in_flight(), sargs.drain_timeout);
       rt.log->info("serve: signal {}, draining {} requests", g_signal.load(),
                    root->source->num_in_flight());
-      root->source->begin_shutdown(
-          fmt::format("signal {} ({})", g_signal.load(), strsignal(g_signal.load())));
+      root->source->begin_shutdown(stop_signal_reason(g_signal.load()));
     } else {
       rc = 1;
       root->source->begin_shutdown("the warm-up failed");

@@ -59,8 +59,11 @@ time.sleep(0.5)
 try:
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     c.request("POST", "/v1/completions", json.dumps(body), {"Content-Type": "application/json"})
-    s = c.getresponse().status
+    r = c.getresponse()
+    s, msg = r.status, r.read().decode()
     assert s == 503, f"a new request during the drain got {s}"
+    # The reason, not only the refusal: dpep-mpirun passes the SIGTERM on as SIGUSR1.
+    assert "shutting down: signal 10 (SIGUSR1: a stop request forwarded by dpep-mpirun)" in msg, msg
 except ConnectionError:
     pass
 for t in ts: t.join(300)
