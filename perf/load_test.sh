@@ -13,11 +13,14 @@
 #     ends the job with exit 0.
 # Prints the figures (counts, throughput, RSS start/warm/end/max per rank).
 # Usage: perf/load_test.sh [DPEP=build/dpep] [NUM=2000] [CONC=256] [IN=64] [OUT=32] [ROUNDS=5]
-# Env: WARMUP=N warm-up rounds (default 1); KEEP=DIR keeps the work files (RSS samples rss.csv, logs, bench JSON) in DIR.
+# Env: WARMUP=N warm-up rounds (default 1); KEEP=DIR keeps the work files (RSS samples rss.csv, logs, bench JSON) in DIR;
+#      MAX_PREFILL=N passes --max-prefill-tokens N (default 0: auto). A rank's RSS plateau is set
+#      by its largest step, and how many prompts one step takes depends on when the requests
+#      arrive: a cap that every round's first burst reaches makes the warm-up reach the plateau.
 set -uo pipefail
 DPEP=$(realpath "${1:-$(dirname "$0")/../build/dpep}")
 NUM=${2:-2000} CONC=${3:-256} IN=${4:-64} OUT=${5:-32} ROUNDS=${6:-5}
-RSS_SLACK_MB=${RSS_SLACK_MB:-24} WARMUP=${WARMUP:-1}
+RSS_SLACK_MB=${RSS_SLACK_MB:-24} WARMUP=${WARMUP:-1} MAX_PREFILL=${MAX_PREFILL:-0}
 W=${KEEP:-$(mktemp -d)}
 mkdir -p "$W"
 MPIRUN=(mpirun --oversubscribe --allow-run-as-root --mca mpi_yield_when_idle 1 --mca btl self,vader,tcp
@@ -37,7 +40,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 "$DPEP" init-model --preset tiny --seed 1 --out "$W/m.h5" --quiet >/dev/null 2>&1 || fail "init-model"
 . "$(cd "$(dirname "$0")/.." && pwd)/tests/lib/serve.sh"
 serve_start "$W/serve.out" "$W/serve.err" "${MPIRUN[@]}" -np 2 "$DPEP" serve --model "$W/m.h5" \
-  --port 0 --threads 1 --max-batch-size 128 --kv-cache-tokens 16384 \
+  --port 0 --threads 1 --max-batch-size 128 --kv-cache-tokens 16384 --max-prefill-tokens "$MAX_PREFILL" \
   --http-threads $((CONC + 64)) --log-dir "$W/logs" || fail "server did not start"
 JOB=$SERVE_PID
 PORT=$SERVE_PORT
