@@ -28,16 +28,31 @@ inline std::atomic<long> g_allocs{0};
 // addresses with addr2line -i -f -C -e <binary>), to find what allocates.
 inline const bool g_trace = std::getenv("DPEP_ALLOC_TRACE") != nullptr;
 inline thread_local bool t_in_trace = false;
-// When set: allocations whose stack passes through a shared library whose path contains this
-// string are counted apart, in g_excluded.
+// When set: allocations whose stack passes through a shared library whose path contains one of
+// these '|'-separated strings are counted apart, in g_excluded.
 inline const char* g_exclude = nullptr;
 inline std::atomic<long> g_excluded{0};
+// The stacks of the first counted allocations, kept (without allocating) for print_stacks().
+inline constexpr int kKeptStacks = 4, kStackDepth = 24;
+inline void* g_stacks[kKeptStacks][kStackDepth];
+inline int g_stack_depth[kKeptStacks];
+inline bool path_matches(const char* path, const char* patterns) {
+  for (const char* p = patterns; *p;) {
+    const char* end = std::strchr(p, '|');
+    const size_t len = end ? static_cast<size_t>(end - p) : std::strlen(p);
+    for (const char* h = path; *h; ++h)
+      if (std::strncmp(h, p, len) == 0) return true;
+    if (!end) break;
+    p = end + 1;
+  }
+  return false;
+}
 inline bool from_excluded_library() {
   void* bt[48];
   const int n = backtrace(bt, 48);
   for (int i = 0; i < n; ++i) {
     Dl_info info;
-    if (dladdr(bt[i], &info) && info.dli_fname && std::strstr(info.dli_fname, g_exclude))
+    if (dladdr(bt[i], &info) && info.dli_fname && path_matches(info.dli_fname, g_exclude))
       return true;
   }
   return false;
@@ -50,6 +65,7 @@ inline void note() {
     g_excluded.fetch_add(1, std::memory_order_relaxed);
   } else {
     const long n = g_allocs.fetch_add(1, std::memory_order_relaxed);
+    if (n < kKeptStacks) g_stack_depth[n] = backtrace(g_stacks[n], kStackDepth);
     if (g_trace && n < 5) {
       void* bt[24];
       backtrace_symbols_fd(bt, backtrace(bt, 24), 2);
@@ -91,6 +107,16 @@ int posix_memalign(void** p, size_t a, size_t n) {
   *p = __libc_memalign(a, n);
   return *p ? 0 : 12;  // ENOMEM
 }
+}
+
+// Writes the stacks of the first counted allocations of the last count_allocations() to stderr
+// (library+offset per frame; resolve with addr2line -f -C -e LIB OFFSET), for a failure's reader.
+inline void print_counted_stacks(long counted) {
+  namespace ac = dpep_alloc_counter;
+  for (long i = 0; i < counted && i < ac::kKeptStacks; ++i) {
+    backtrace_symbols_fd(ac::g_stacks[i], ac::g_stack_depth[i], 2);
+    (void)!write(2, "----\n", 5);
+  }
 }
 
 // Heap allocations (every thread) made while f runs. With exclude_library, allocations whose

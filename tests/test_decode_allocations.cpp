@@ -30,6 +30,20 @@ TEST(DecodeAllocations, HookCountsAllocations) {
   std::free(p);
 }
 
+// Exclusion by library: an allocation made inside libstdc++ (operator new) is set apart when any
+// of the '|'-separated strings names it, and counted (with its stack kept) when none does.
+TEST(DecodeAllocations, HookSetsApartAllocationsOfExcludedLibraries) {
+  std::vector<float> v;
+  long excluded = 0;
+  EXPECT_EQ(count_allocations([&] { v.resize(1000); }, "no-such-lib|libstdc++", &excluded), 0);
+  EXPECT_GE(excluded, 1);
+  std::vector<float> w;
+  const long n = count_allocations([&] { w.resize(1000); }, "no-such-lib|libfoo", &excluded);
+  EXPECT_GE(n, 1);
+  EXPECT_EQ(excluded, 0);
+  EXPECT_GT(dpep_alloc_counter::g_stack_depth[0], 0);
+}
+
 ModelOptions options(MatmulDType dt) {
   ModelOptions o;
   o.matmul_dtype = dt;
