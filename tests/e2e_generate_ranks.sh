@@ -21,7 +21,8 @@ PY
   for np in 1 2 4; do
     for input in in one; do
       "${MPIRUN[@]}" -np $np "$DPEP" generate --model "$W/$fx.h5" --input-file "$W/$input.jsonl" \
-        --output-file "$W/out.jsonl" --kv-cache-tokens 2048 --log-dir "$W/logs" --matmul-dtype fp32 >/dev/null
+        --output-file "$W/out.jsonl" --kv-cache-tokens 2048 --log-dir "$W/logs" --matmul-dtype fp32 >/dev/null ||
+        { rc=$?; echo "FAIL: $fx np=$np $input: mpirun exited $rc; the rank logs end:"; tail -n 15 "$W"/logs/rank-*.log; exit 1; }
       python3 - "$DATA/$fx/reference.json" "$W/out.jsonl" "$fx np=$np $input" <<'PY'
 import json, sys
 ref = json.load(open(sys.argv[1]))

@@ -29,7 +29,7 @@ random.seed(11)
 with open(sys.argv[1], "w") as f:
     for i in range(40):
         r = {"input_ids": [random.randint(2, 511) for _ in range(random.randint(3, 30))],
-             "max_tokens": random.randint(20, 120), "ignore_eos": True}
+             "max_tokens": random.randint(100, 400), "ignore_eos": True}
         if i % 7 != 3:
             r["id"] = f"q{i}"
         if i % 3 == 1:
@@ -71,17 +71,21 @@ echo "ok duplicate ids refused"
 "${MPIRUN[@]}" -np 2 "$DPEP" offline "${RUN[@]}" --output-file "$W/out.jsonl" --log-dir "$W/logs-a" \
   >"$W/a.out" 2>&1 &
 JOB=$!
+# Rank 1 is found while the run starts, so the kill follows the 4th result at once: the run
+# (100-400 tokens per request, 2 per rank at a time) lasts a few seconds after it.
+R1=""
 for _ in $(seq 1 1200); do
-  [ "$(cat "$W/out.jsonl" 2>/dev/null | wc -l)" -ge 4 ] && break
+  if [ -z "$R1" ]; then
+    for p in $(pgrep -P "$JOB"); do
+      tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 && R1=$p
+    done
+  fi
+  [ -n "$R1" ] && [ "$(cat "$W/out.jsonl" 2>/dev/null | wc -l)" -ge 4 ] && break
   kill -0 "$JOB" 2>/dev/null || break
   sleep 0.05
 done
-R1=""
-for p in $(pgrep -P "$JOB"); do
-  tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 && R1=$p
-done
-[ -n "$R1" ] || { echo "FAIL: the run ended before rank 1 could be killed"; cat "$W/a.out"; exit 1; }
-kill -KILL "$R1"
+[ -n "$R1" ] || { echo "FAIL: rank 1 not found"; cat "$W/a.out"; exit 1; }
+kill -KILL "$R1" || { echo "FAIL: the run ended before rank 1 could be killed"; cat "$W/a.out"; exit 1; }
 rc=0
 wait "$JOB" || rc=$?
 JOB=""
