@@ -20,14 +20,27 @@ with open(sys.argv[3], "w") as f:  # one request: at np 4 three ranks stay idle
 PY
   for np in 1 2 4; do
     for input in in one; do
+      rm -f "$W/out.jsonl"
+      rc=0
       "${MPIRUN[@]}" -np $np "$DPEP" generate --model "$W/$fx.h5" --input-file "$W/$input.jsonl" \
-        --output-file "$W/out.jsonl" --kv-cache-tokens 2048 --log-dir "$W/logs" --matmul-dtype fp32 >/dev/null ||
-        { rc=$?; echo "FAIL: $fx np=$np $input: mpirun exited $rc; the rank logs end:"; tail -n 15 "$W"/logs/rank-*.log; exit 1; }
-      python3 - "$DATA/$fx/reference.json" "$W/out.jsonl" "$fx np=$np $input" <<'PY'
+        --output-file "$W/out.jsonl" --kv-cache-tokens 2048 --log-dir "$W/logs" --matmul-dtype fp32 \
+        >/dev/null 2> >(tee "$W/err.txt" >&2) || rc=$?
+      wait  # the tee
+      # Open MPI 4.1's mpirun now and then reports a rank "with PID 0 ... exiting improperly" after
+      # it finalized (open-mpi/ompi#9389, as tests/lib/mpi_gtest.sh): then the outputs decide.
+      if [ "$rc" != 0 ] && ! grep -q "with PID 0 on" "$W/err.txt"; then
+        echo "FAIL: $fx np=$np $input: mpirun exited $rc; the rank logs end:"
+        tail -n 15 "$W"/logs/rank-*.log
+        exit 1
+      fi
+      [ "$rc" = 0 ] || echo "note: $fx np=$np $input: mpirun exited $rc on Open MPI's 'PID 0' report"
+      python3 - "$DATA/$fx/reference.json" "$W/out.jsonl" "$fx np=$np $input" "$W/$input.jsonl" <<'PY'
 import json, sys
 ref = json.load(open(sys.argv[1]))
-for line in open(sys.argv[2]):
-    o = json.loads(line)
+got = [json.loads(line) for line in open(sys.argv[2])]
+want = sum(1 for _ in open(sys.argv[4]))
+assert len(got) == want, f"{sys.argv[3]}: {len(got)} results of {want}"
+for o in got:
     i = int(o["id"][1:])
     assert o["output_ids"] == ref["greedy"][i], f"{sys.argv[3]}: request {i}: {o['output_ids']} != {ref['greedy'][i]}"
     assert o["finish_reason"] == "length", o
