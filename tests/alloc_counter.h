@@ -32,7 +32,8 @@ inline thread_local bool t_in_trace = false;
 // these '|'-separated strings are counted apart, in g_excluded.
 inline const char* g_exclude = nullptr;
 inline std::atomic<long> g_excluded{0};
-// The stacks of the first counted allocations, kept (without allocating) for print_stacks().
+// The stacks of the first counted allocations, kept (without allocating) for
+// print_counted_stacks().
 inline constexpr int kKeptStacks = 4, kStackDepth = 24;
 inline void* g_stacks[kKeptStacks][kStackDepth];
 inline int g_stack_depth[kKeptStacks];
@@ -40,8 +41,7 @@ inline bool path_matches(const char* path, const char* patterns) {
   for (const char* p = patterns; *p;) {
     const char* end = std::strchr(p, '|');
     const size_t len = end ? static_cast<size_t>(end - p) : std::strlen(p);
-    for (const char* h = path; *h; ++h)
-      if (std::strncmp(h, p, len) == 0) return true;
+    if (memmem(path, std::strlen(path), p, len)) return true;
     if (!end) break;
     p = end + 1;
   }
